@@ -1,0 +1,24 @@
+"""Shared code of the GPT-2 spam-classification workbook.
+
+Everything a notebook calls is importable from here directly, e.g. ``from helpers import SpamDataset``.
+"""
+from .activities import check_activity_1, check_activity_2
+from .data import (
+    CLASS_NAMES,
+    LABEL_MAP,
+    DatasetError,
+    SpamDataset,
+    create_balanced_dataset,
+    create_dataloaders,
+    download_sms_spam_dataset,
+    encode_labels,
+    get_spam_dataloaders,
+    load_sms_spam,
+    prepare_spam_splits,
+    random_split,
+)
+from .download import DownloadError
+from .paths import PROJECT_ROOT, data_dir, display_path
+from .plots import plot_class_counts, plot_padded_batch, plot_token_lengths
+from .show import show_source
+from .tokenizer import END_OF_TEXT_ID, TokenizerFileError, get_gpt2_tokenizer

@@ -1,0 +1,253 @@
+"""The data stage of the lecture: SMS Spam Collection → balanced splits → padded batches.
+
+Functions keep the slide names: ``download_sms_spam_dataset``, ``create_balanced_dataset``,
+``random_split`` and ``SpamDataset``.
+"""
+import hashlib
+import os
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .download import DownloadError, atomic_write_bytes, download_file, sha256_of
+from .paths import ENV_SMS_ZIP, data_dir, display_path
+
+SMS_SPAM_URLS = (
+    "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip",
+    # UCI's older address for the same archive, our mirror when the new one fails
+    "https://archive.ics.uci.edu/ml/machine-learning-databases/00228/smsspamcollection.zip",
+)
+SMS_SPAM_FILE = "SMSSpamCollection"
+SMS_SPAM_SHA256 = "7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d"
+ZIP_NAME = "sms_spam_collection.zip"
+
+LABEL_MAP = {"ham": 0, "spam": 1}
+CLASS_NAMES = ("ham", "spam")
+SPLIT_NAMES = ("train", "validation", "test")
+
+
+class DatasetError(RuntimeError):
+    """The dataset is missing, corrupted or cannot be fetched; the message says what to do."""
+
+
+# --------------------------------------------------------------------------- acquisition
+def _offline_help(folder: Path) -> str:
+    return (
+        f"Download {SMS_SPAM_URLS[0]} on a machine with network access, then either put the zip at "
+        f"{display_path(folder / ZIP_NAME)} or set the environment variable {ENV_SMS_ZIP} to its path."
+    )
+
+
+def _extract_verified(zip_path: Path, target: Path, *, remove_bad_zip: bool) -> Path:
+    """Extract SMSSpamCollection from ``zip_path`` to ``target`` if its sha256 is right."""
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            data = archive.read(SMS_SPAM_FILE)
+    except (zipfile.BadZipFile, KeyError, EOFError, zipfile.LargeZipFile) as exc:
+        if remove_bad_zip:
+            zip_path.unlink(missing_ok=True)
+        removed = " It was removed from the cache; run again to fetch a fresh copy." if remove_bad_zip else ""
+        raise DatasetError(
+            f"{display_path(zip_path)} is not a complete SMS Spam Collection zip ({exc}). "
+            f"It is probably truncated or corrupted.{removed} {_offline_help(target.parent.parent)}"
+        ) from exc
+    return _write_verified(data, target, source=zip_path, remove_source=remove_bad_zip)
+
+
+def _write_verified(data: bytes, target: Path, *, source: Path, remove_source: bool) -> Path:
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != SMS_SPAM_SHA256:
+        if remove_source:
+            source.unlink(missing_ok=True)
+        raise DatasetError(
+            f"The SMSSpamCollection in {display_path(source)} has sha256 {actual}, expected {SMS_SPAM_SHA256}: "
+            f"it is not the original UCI file (edited or corrupted). {_offline_help(target.parent.parent)}"
+        )
+    return atomic_write_bytes(target, data)
+
+
+def _install_local_copy(source: Path, target: Path) -> Path:
+    """Use a pre-staged zip or a pre-staged extracted SMSSpamCollection file."""
+    if not source.is_file():
+        raise DatasetError(f"The pre-staged dataset {source} does not exist. {_offline_help(target.parent.parent)}")
+    if zipfile.is_zipfile(source) or source.suffix.lower() == ".zip":
+        return _extract_verified(source, target, remove_bad_zip=False)
+    return _write_verified(source.read_bytes(), target, source=source, remove_source=False)
+
+
+def download_sms_spam_dataset(local_copy=None, data_folder=None, *, urls=SMS_SPAM_URLS, timeout=30.0, retries=3) -> Path:
+    """Return the path of the verified ``SMSSpamCollection`` file, fetching it if needed.
+
+    Where the file comes from, first match wins:
+
+    1. ``local_copy`` (a zip or the extracted file), or the ``WORKBOOK_SMS_ZIP`` environment variable;
+    2. the extracted file already cached in ``data/sms_spam_collection/``;
+    3. a zip already in ``data/`` (downloaded earlier or pre-staged for a classroom);
+    4. a download from UCI (with a mirror, a timeout, retries and a progress bar).
+
+    Whatever the source, the extracted file must have the sha256 of UCI's original.
+    """
+    folder = Path(data_folder) if data_folder is not None else data_dir()
+    target = folder / "sms_spam_collection" / SMS_SPAM_FILE
+    staged = local_copy or os.environ.get(ENV_SMS_ZIP)
+    if staged:
+        if target.is_file() and sha256_of(target) == SMS_SPAM_SHA256:
+            return target
+        return _install_local_copy(Path(staged).expanduser(), target)
+
+    if target.is_file():
+        if sha256_of(target) == SMS_SPAM_SHA256:
+            return target
+        target.unlink()  # corrupted cache: rebuild it below
+
+    zip_path = folder / ZIP_NAME
+    if not zip_path.is_file():
+        try:
+            download_file(urls, zip_path, timeout=timeout, retries=retries, desc="SMS Spam Collection")
+        except DownloadError as exc:
+            raise DatasetError(f"The SMS Spam Collection is not here and could not be downloaded.\n{exc}\n\n"
+                               f"{_offline_help(folder)}") from exc
+    return _extract_verified(zip_path, target, remove_bad_zip=True)
+
+
+# --------------------------------------------------------------------------- preparation
+def load_sms_spam(path=None) -> pd.DataFrame:
+    """Read the collection the way the lecture does: tab-separated, columns ``Label`` and ``Text``.
+
+    pandas' default quoting merges three lines that follow a stray quote, so this gives
+    5572 rows (ham 4825, spam 747) although the file has 5574 lines; see notebook 1.
+    """
+    path = Path(path) if path is not None else download_sms_spam_dataset()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; call download_sms_spam_dataset() to fetch it.")
+    return pd.read_csv(path, sep="\t", header=None, names=["Label", "Text"])
+
+
+def _check_labels(df: pd.DataFrame, allowed) -> None:
+    if "Label" not in df.columns or "Text" not in df.columns:
+        raise ValueError(f"expected columns 'Label' and 'Text', found {list(df.columns)}")
+    if len(df) == 0:
+        raise ValueError("the DataFrame has no rows")
+    unknown = sorted(set(df["Label"]) - set(allowed), key=str)
+    if unknown:
+        rows = df.index[~df["Label"].isin(allowed)][:5].tolist()
+        raise ValueError(f"unknown label(s) {unknown} (first rows: {rows}); labels must be one of {sorted(allowed, key=str)}")
+
+
+def create_balanced_dataset(df: pd.DataFrame, seed: int = 123) -> pd.DataFrame:
+    """Undersample ``ham`` to as many messages as there are ``spam`` (747 + 747 = 1494).
+
+    The shuffling is left to :func:`random_split`, as in the book's code: the slides shuffle here
+    too, which would put other messages into each split than the run the slides' numbers come from.
+    """
+    _check_labels(df, LABEL_MAP)
+    spam = df[df["Label"] == "spam"]
+    ham = df[df["Label"] == "ham"]
+    if len(spam) == 0 or len(ham) < len(spam):
+        raise ValueError(f"cannot balance {len(ham)} ham against {len(spam)} spam messages")
+    ham_subset = ham.sample(n=len(spam), random_state=seed)
+    return pd.concat([ham_subset, spam])
+
+
+def encode_labels(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` with ``Label`` mapped ham → 0, spam → 1 (any other label is an error)."""
+    _check_labels(df, LABEL_MAP)
+    encoded = df.copy()
+    encoded["Label"] = encoded["Label"].map(LABEL_MAP)
+    return encoded
+
+
+def random_split(df: pd.DataFrame, train_frac: float, validation_frac: float, seed: int = 123):
+    """Shuffle, then cut into train / validation / test; test gets the rest (1045 / 149 / 300)."""
+    if not (0 < train_frac < 1 and 0 <= validation_frac < 1 and train_frac + validation_frac <= 1):
+        raise ValueError(f"fractions must be in (0, 1) and sum to at most 1, got {train_frac} and {validation_frac}")
+    df = df.sample(frac=1, random_state=seed).reset_index(drop=True)
+    train_end = int(len(df) * train_frac)
+    validation_end = train_end + int(len(df) * validation_frac)
+    return df[:train_end], df[train_end:validation_end], df[validation_end:]
+
+
+def split_paths(data_folder=None) -> dict:
+    folder = Path(data_folder) if data_folder is not None else data_dir()
+    return {name: folder / f"{name}.csv" for name in SPLIT_NAMES}
+
+
+def prepare_spam_splits(local_copy=None, data_folder=None) -> dict:
+    """Run the whole data stage and write ``train.csv``, ``validation.csv`` and ``test.csv``.
+
+    Deterministic: every run writes the same bytes, so notebooks can call it to rebuild what
+    notebook 1 made. Returns ``{"train": path, "validation": path, "test": path}``.
+    """
+    raw = load_sms_spam(download_sms_spam_dataset(local_copy, data_folder))
+    splits = random_split(encode_labels(create_balanced_dataset(raw)), 0.7, 0.1)
+    paths = split_paths(data_folder)
+    for split, path in zip(splits, paths.values()):
+        csv = split.to_csv(index=None).encode("utf-8")
+        if not (path.is_file() and path.read_bytes() == csv):
+            atomic_write_bytes(path, csv)
+    return paths
+
+
+# --------------------------------------------------------------------------- PyTorch side
+class SpamDataset(Dataset):
+    """Messages of one split as fixed-length token-id tensors, with their labels.
+
+    ``max_length=None`` uses the longest message of this file (120 tokens for ``train.csv``);
+    longer messages are truncated and shorter ones padded with ``pad_token_id`` (``<|endoftext|>``).
+    """
+
+    def __init__(self, csv_file, tokenizer, max_length=None, pad_token_id=50256):
+        csv_file = Path(csv_file)
+        if not csv_file.is_file():
+            raise FileNotFoundError(f"{csv_file} does not exist; run prepare_spam_splits() (notebook 1) to write it.")
+        try:
+            self.data = pd.read_csv(csv_file)
+        except pd.errors.EmptyDataError as exc:
+            raise ValueError(f"{csv_file} is empty; run prepare_spam_splits() to rebuild it.") from exc
+        _check_labels(self.data, (0, 1))
+        if self.data["Text"].isna().any():
+            raise ValueError(f"{csv_file} has rows without text: {self.data.index[self.data['Text'].isna()].tolist()[:5]}")
+        if max_length is not None and max_length < 1:
+            raise ValueError(f"max_length must be a positive number of tokens, got {max_length}")
+        self.tokenizer = tokenizer
+        self.pad_token_id = pad_token_id
+        self.encoded_texts = [tokenizer.encode(text) for text in self.data["Text"]]
+        self.max_length = max(len(ids) for ids in self.encoded_texts) if max_length is None else max_length
+        self.encoded_texts = [ids[: self.max_length] for ids in self.encoded_texts]
+
+    def __getitem__(self, index):
+        token_ids = self.encoded_texts[index]
+        padded = token_ids + [self.pad_token_id] * (self.max_length - len(token_ids))
+        label = self.data.iloc[index]["Label"]
+        return torch.tensor(padded, dtype=torch.long), torch.tensor(label, dtype=torch.long)
+
+    def __len__(self):
+        return len(self.data)
+
+
+def create_dataloaders(train_dataset, val_dataset, test_dataset, batch_size=8, seed=123, num_workers=0):
+    """The lecture's loaders: train shuffled (seeded generator) and ``drop_last``; val/test in order."""
+    generator = torch.Generator().manual_seed(seed)
+    train_loader = DataLoader(train_dataset, batch_size=batch_size, shuffle=True,
+                              num_workers=num_workers, drop_last=True, generator=generator)
+    val_loader = DataLoader(val_dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, drop_last=False)
+    test_loader = DataLoader(test_dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, drop_last=False)
+    return train_loader, val_loader, test_loader
+
+
+def get_spam_dataloaders(tokenizer=None, batch_size=8, seed=123, data_folder=None):
+    """Everything notebooks 1–2 build, in one call: ``(train_loader, val_loader, test_loader)``.
+
+    Val and test reuse the training set's ``max_length`` (120), as on the slides.
+    """
+    from .tokenizer import get_gpt2_tokenizer
+
+    tokenizer = tokenizer or get_gpt2_tokenizer()
+    paths = prepare_spam_splits(data_folder=data_folder)
+    train_dataset = SpamDataset(paths["train"], tokenizer)
+    val_dataset = SpamDataset(paths["validation"], tokenizer, max_length=train_dataset.max_length)
+    test_dataset = SpamDataset(paths["test"], tokenizer, max_length=train_dataset.max_length)
+    return create_dataloaders(train_dataset, val_dataset, test_dataset, batch_size=batch_size, seed=seed)

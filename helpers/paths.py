@@ -1,0 +1,31 @@
+"""Where the workbook keeps its files, and the environment variables that move them.
+
+Every path is computed when asked for (not at import time), so a test or a student
+can change an environment variable and the next call sees it.
+"""
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+#: Environment variables the workbook reads (all optional).
+ENV_DATA_DIR = "WORKBOOK_DATA_DIR"        # where downloads and generated files go
+ENV_SMS_ZIP = "WORKBOOK_SMS_ZIP"          # a pre-staged copy of the SMS Spam Collection zip
+ENV_GPT2_DIR = "WORKBOOK_GPT2_DIR"        # a folder of pre-staged GPT-2 weights
+ENV_TEST_MODEL = "WORKBOOK_TEST_MODEL"    # "1": use the tiny random test model (CI, offline practice)
+
+
+def data_dir() -> Path:
+    """The folder for downloads and generated files (``data/`` unless ``WORKBOOK_DATA_DIR`` is set)."""
+    folder = Path(os.environ.get(ENV_DATA_DIR) or PROJECT_ROOT / "data")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def display_path(path) -> str:
+    """A path as a student should read it: relative to the project when it lies inside it."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,66 @@
+"""Figures the notebooks draw. Each returns its matplotlib Figure (and can save it as PNG)."""
+import matplotlib.pyplot as plt
+import numpy as np
+
+HAM_COLOR, SPAM_COLOR = "#4C72B0", "#DD8452"
+
+
+def _finish(fig, save_path):
+    fig.tight_layout()
+    if save_path is not None:
+        fig.savefig(save_path, dpi=120)
+    return fig
+
+
+def plot_class_counts(before, after, save_path=None):
+    """Side-by-side bar charts of ham/spam counts before and after balancing.
+
+    ``before`` and ``after`` map a label name to its count, e.g. ``{"ham": 4825, "spam": 747}``.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), sharey=True)
+    for ax, counts, title in zip(axes, (before, after), ("Full collection", "After balancing")):
+        names = list(counts)
+        bars = ax.bar(names, [counts[n] for n in names], color=[HAM_COLOR, SPAM_COLOR][: len(names)])
+        ax.bar_label(bars, fmt="{:,.0f}")
+        ax.set_title(title)
+        ax.set_ylabel("messages")
+        ax.spines[["top", "right"]].set_visible(False)
+    ax.set_ylim(0, max(before.values()) * 1.15)
+    return _finish(fig, save_path)
+
+
+def plot_token_lengths(lengths, max_length, labels=None, save_path=None):
+    """Histogram of messages' token counts, with the padding length marked."""
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    lengths = np.asarray(lengths)
+    bins = np.arange(0, lengths.max() + 6, 5)
+    if labels is None:
+        ax.hist(lengths, bins=bins, color=HAM_COLOR)
+    else:
+        labels = np.asarray(labels)
+        ax.hist([lengths[labels == 0], lengths[labels == 1]], bins=bins, stacked=True,
+                color=[HAM_COLOR, SPAM_COLOR], label=["ham", "spam"])
+        ax.legend(frameon=False)
+    ax.axvline(max_length, color="black", linestyle="--")
+    ax.annotate(f"max_length = {max_length}", (max_length, ax.get_ylim()[1] * 0.9),
+                xytext=(-8, 0), textcoords="offset points", ha="right")
+    ax.set_xlabel("tokens per message")
+    ax.set_ylabel("messages")
+    ax.spines[["top", "right"]].set_visible(False)
+    return _finish(fig, save_path)
+
+
+def plot_padded_batch(input_batch, pad_token_id=50256, labels=None, save_path=None):
+    """One batch drawn as a grid: each row a message, real tokens coloured, padding grey."""
+    ids = np.asarray(input_batch)
+    is_pad = ids == pad_token_id
+    fig, ax = plt.subplots(figsize=(9, 0.35 * len(ids) + 1.2))
+    ax.imshow(np.where(is_pad, 0.0, 1.0), aspect="auto", cmap="Greys", vmin=-0.3, vmax=1.3, interpolation="nearest")
+    for row, n_real in enumerate((~is_pad).sum(axis=1)):
+        ax.text(ids.shape[1] - 1, row, f"{n_real} tokens + {ids.shape[1] - n_real} padding", va="center",
+                ha="right", fontsize=8, color="black")
+    ytick_labels = [f"msg {i}" + ("" if labels is None else f" ({('ham', 'spam')[int(labels[i])]})") for i in range(len(ids))]
+    ax.set_yticks(range(len(ids)), ytick_labels)
+    ax.set_xlabel(f"token position (0 … {ids.shape[1] - 1}); dark = real token, light = <|endoftext|> padding")
+    ax.set_title(f"One training batch: shape {list(ids.shape)}")
+    return _finish(fig, save_path)

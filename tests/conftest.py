@@ -1,0 +1,67 @@
+import http.server
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from helpers.paths import ENV_SMS_ZIP, ENV_TEST_MODEL, PROJECT_ROOT
+
+# Notebooks executed by nbval (and everything here) run offline on the tiny test model.
+os.environ.setdefault(ENV_TEST_MODEL, "1")
+
+SHARED_ZIP = PROJECT_ROOT.parent / "shared" / "data" / "sms_spam_collection.zip"
+
+
+def find_staged_zip():
+    for candidate in (os.environ.get(ENV_SMS_ZIP), PROJECT_ROOT / "data" / "sms_spam_collection.zip", SHARED_ZIP):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def staged_zip():
+    """The original UCI zip, staged as a classroom would (.ci/run stages it into data/)."""
+    path = find_staged_zip()
+    if path is None:
+        pytest.skip("the SMS Spam Collection zip is not staged: put it in data/ or set WORKBOOK_SMS_ZIP")
+    return path
+
+
+@pytest.fixture
+def offline_env(monkeypatch, tmp_path):
+    """An empty data folder and no staged dataset, as on a fresh machine."""
+    monkeypatch.delenv(ENV_SMS_ZIP, raising=False)
+    monkeypatch.setenv("WORKBOOK_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def file_server(tmp_path):
+    """A loopback HTTP server over a temporary folder: yields (folder, base_url)."""
+    root = tmp_path / "served"
+    root.mkdir()
+    handler = lambda *a, **k: _QuietHandler(*a, directory=str(root), **k)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def split_dir(tmp_path_factory, staged_zip):
+    """The three split CSVs, built once for the session in a private folder."""
+    from helpers import prepare_spam_splits
+
+    folder = tmp_path_factory.mktemp("splits")
+    prepare_spam_splits(local_copy=staged_zip, data_folder=folder)
+    return folder

@@ -1,0 +1,236 @@
+"""The data stage: acquisition, preparation, SpamDataset and the loaders."""
+import hashlib
+import io
+import zipfile
+
+import pandas as pd
+import pytest
+import torch
+
+from helpers import (
+    DatasetError,
+    SpamDataset,
+    create_balanced_dataset,
+    create_dataloaders,
+    download_sms_spam_dataset,
+    encode_labels,
+    get_gpt2_tokenizer,
+    load_sms_spam,
+    prepare_spam_splits,
+    random_split,
+)
+from helpers.data import SMS_SPAM_SHA256, SPLIT_NAMES
+
+# Facts from shared/data/SOURCE.md, not from our code.
+RAW_LINES = {"ham": 4827, "spam": 747}
+
+
+def sha256(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --------------------------------------------------------------------------- acquisition
+def test_prestaged_zip_is_extracted_and_verified(staged_zip, offline_env):
+    path = download_sms_spam_dataset(local_copy=staged_zip)
+    assert path.parent.parent == offline_env
+    assert sha256(path) == SMS_SPAM_SHA256
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 5574
+    assert sum(line.startswith("spam\t") for line in lines) == RAW_LINES["spam"]
+
+
+def test_environment_variable_selects_the_staged_copy(staged_zip, offline_env, monkeypatch):
+    monkeypatch.setenv("WORKBOOK_SMS_ZIP", str(staged_zip))
+    assert sha256(download_sms_spam_dataset()) == SMS_SPAM_SHA256
+
+
+def test_prestaged_extracted_file_is_accepted(staged_zip, offline_env, tmp_path):
+    plain = tmp_path / "SMSSpamCollection"
+    plain.write_bytes(zipfile.ZipFile(staged_zip).read("SMSSpamCollection"))
+    assert sha256(download_sms_spam_dataset(local_copy=plain)) == SMS_SPAM_SHA256
+
+
+def test_zip_dropped_into_data_folder_is_used_without_network(staged_zip, offline_env):
+    offline_env.mkdir(parents=True)
+    (offline_env / "sms_spam_collection.zip").write_bytes(staged_zip.read_bytes())
+    path = download_sms_spam_dataset(urls=["http://127.0.0.1:9/never-contacted.zip"], retries=1)
+    assert sha256(path) == SMS_SPAM_SHA256
+
+
+def test_download_from_server_with_mirror(staged_zip, offline_env, file_server):
+    root, url = file_server
+    (root / "mirror.zip").write_bytes(staged_zip.read_bytes())
+    path = download_sms_spam_dataset(urls=[f"{url}/missing.zip", f"{url}/mirror.zip"], retries=2, timeout=5)
+    assert sha256(path) == SMS_SPAM_SHA256
+    assert (offline_env / "sms_spam_collection.zip").read_bytes() == staged_zip.read_bytes()
+    assert not list(offline_env.rglob("*.part"))
+
+
+def test_offline_with_nothing_cached_says_what_to_do(offline_env):
+    with pytest.raises(DatasetError) as info:
+        download_sms_spam_dataset(urls=["http://127.0.0.1:9/sms.zip"], retries=1, timeout=2)
+    message = str(info.value)
+    assert "archive.ics.uci.edu" in message and "WORKBOOK_SMS_ZIP" in message and "data" in message
+    assert not list(offline_env.rglob("*.zip")) and not list(offline_env.rglob("*.part"))
+
+
+def test_truncated_downloaded_zip_is_refused_and_removed(staged_zip, offline_env, file_server):
+    root, url = file_server
+    (root / "sms.zip").write_bytes(staged_zip.read_bytes()[: 100_000])
+    with pytest.raises(DatasetError, match="truncated or corrupted"):
+        download_sms_spam_dataset(urls=[f"{url}/sms.zip"], retries=1)
+    assert not (offline_env / "sms_spam_collection.zip").exists()
+    assert not (offline_env / "sms_spam_collection" / "SMSSpamCollection").exists()
+    # the next run with a good file works: nothing corrupted was left behind
+    (root / "sms.zip").write_bytes(staged_zip.read_bytes())
+    assert sha256(download_sms_spam_dataset(urls=[f"{url}/sms.zip"], retries=1)) == SMS_SPAM_SHA256
+
+
+def test_truncated_prestaged_zip_names_the_file_and_keeps_it(staged_zip, offline_env, tmp_path):
+    bad = tmp_path / "broken.zip"
+    bad.write_bytes(staged_zip.read_bytes()[:-5000])
+    with pytest.raises(DatasetError, match="broken.zip"):
+        download_sms_spam_dataset(local_copy=bad)
+    assert bad.exists()  # a user's own file is not deleted
+    assert not (offline_env / "sms_spam_collection" / "SMSSpamCollection").exists()
+
+
+def test_edited_data_file_fails_the_hash_check(staged_zip, offline_env, tmp_path):
+    data = zipfile.ZipFile(staged_zip).read("SMSSpamCollection").replace(b"Free", b"Fr33", 1)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("SMSSpamCollection", data)
+    edited = tmp_path / "edited.zip"
+    edited.write_bytes(buffer.getvalue())
+    with pytest.raises(DatasetError, match="sha256"):
+        download_sms_spam_dataset(local_copy=edited)
+
+
+def test_missing_prestaged_path_is_a_clear_error(offline_env, tmp_path):
+    with pytest.raises(DatasetError, match="does not exist"):
+        download_sms_spam_dataset(local_copy=tmp_path / "nowhere.zip")
+
+
+def test_corrupted_cache_is_rebuilt(staged_zip, offline_env):
+    path = download_sms_spam_dataset(local_copy=staged_zip)
+    path.write_text("ham\tnot the real file\n")
+    (offline_env / "sms_spam_collection.zip").write_bytes(staged_zip.read_bytes())
+    assert sha256(download_sms_spam_dataset(urls=["http://127.0.0.1:9/x.zip"], retries=1)) == SMS_SPAM_SHA256
+
+
+# --------------------------------------------------------------------------- preparation
+@pytest.fixture(scope="module")
+def raw_df(staged_zip, tmp_path_factory):
+    return load_sms_spam(download_sms_spam_dataset(staged_zip, tmp_path_factory.mktemp("raw")))
+
+
+def test_lecture_reading_gives_5572_rows(raw_df):
+    assert len(raw_df) == 5572
+    assert raw_df["Label"].value_counts().to_dict() == {"ham": 4825, "spam": 747}
+    assert raw_df["Text"].notna().all()
+
+
+def test_balancing_keeps_all_spam_and_samples_ham(raw_df):
+    balanced = create_balanced_dataset(raw_df)
+    assert balanced["Label"].value_counts().to_dict() == {"ham": 747, "spam": 747}
+    spam_texts = set(raw_df.loc[raw_df["Label"] == "spam", "Text"])
+    assert set(balanced.loc[balanced["Label"] == "spam", "Text"]) == spam_texts
+    assert balanced.index.is_unique and set(balanced.index) <= set(raw_df.index)
+    assert create_balanced_dataset(raw_df).equals(balanced)  # seeded
+
+
+def test_label_encoding_and_unknown_label(raw_df):
+    encoded = encode_labels(raw_df.head(20))
+    assert encoded["Label"].tolist() == [{"ham": 0, "spam": 1}[x] for x in raw_df.head(20)["Label"]]
+    bad = raw_df.head(5).copy()
+    bad.loc[bad.index[2], "Label"] = "Spam"
+    with pytest.raises(ValueError, match="unknown label.*Spam"):
+        encode_labels(bad)
+    with pytest.raises(ValueError, match="unknown label"):
+        create_balanced_dataset(bad)
+
+
+def test_empty_frame_is_refused():
+    with pytest.raises(ValueError, match="no rows"):
+        create_balanced_dataset(pd.DataFrame({"Label": [], "Text": []}))
+
+
+def test_random_split_sizes_and_disjointness(raw_df):
+    balanced = encode_labels(create_balanced_dataset(raw_df))
+    train, val, test = random_split(balanced, 0.7, 0.1)
+    assert (len(train), len(val), len(test)) == (1045, 149, 300)
+    # together the three parts are exactly the balanced set, each row once (some texts repeat in the data)
+    rows = sorted(map(tuple, pd.concat([train, val, test])[["Label", "Text"]].values.tolist()))
+    assert rows == sorted(map(tuple, balanced[["Label", "Text"]].values.tolist()))
+    with pytest.raises(ValueError, match="fractions"):
+        random_split(balanced, 0.9, 0.2)
+
+
+def test_prepare_twice_gives_identical_csvs(staged_zip, tmp_path):
+    first = prepare_spam_splits(local_copy=staged_zip, data_folder=tmp_path / "a")
+    second = prepare_spam_splits(local_copy=staged_zip, data_folder=tmp_path / "b")
+    for name in SPLIT_NAMES:
+        assert first[name].read_bytes() == second[name].read_bytes()
+    rows = {name: len(pd.read_csv(first[name])) for name in SPLIT_NAMES}
+    assert rows == {"train": 1045, "validation": 149, "test": 300}
+
+
+# --------------------------------------------------------------------------- SpamDataset and loaders
+@pytest.fixture(scope="module")
+def tokenizer():
+    return get_gpt2_tokenizer()
+
+
+def test_spam_dataset_detects_120_and_pads_with_endoftext(split_dir, tokenizer):
+    train = SpamDataset(split_dir / "train.csv", tokenizer)
+    assert train.max_length == 120
+    frame = pd.read_csv(split_dir / "train.csv")
+    assert train.max_length == max(len(tokenizer.encode(t)) for t in frame["Text"])
+    ids, label = train[0]
+    n_real = len(tokenizer.encode(frame["Text"][0]))
+    assert ids.shape == (120,) and ids.dtype == torch.long
+    assert ids[:n_real].tolist() == tokenizer.encode(frame["Text"][0])
+    assert (ids[n_real:] == 50256).all()
+    assert label.item() == frame["Label"][0]
+
+
+def test_spam_dataset_truncates(split_dir, tokenizer):
+    short = SpamDataset(split_dir / "test.csv", tokenizer, max_length=10)
+    frame = pd.read_csv(split_dir / "test.csv")
+    for i in range(len(short)):
+        ids, _ = short[i]
+        assert ids.tolist()[: min(10, len(tokenizer.encode(frame["Text"][i])))] == tokenizer.encode(frame["Text"][i])[:10]
+        assert len(ids) == 10
+
+
+def test_spam_dataset_bad_inputs(tmp_path, tokenizer):
+    with pytest.raises(FileNotFoundError, match="prepare_spam_splits"):
+        SpamDataset(tmp_path / "missing.csv", tokenizer)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(ValueError, match="empty"):
+        SpamDataset(empty, tokenizer)
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("Label,Text\n0,hello\n2,what\n")
+    with pytest.raises(ValueError, match="unknown label"):
+        SpamDataset(wrong, tokenizer)
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("Label,Text\n")
+    with pytest.raises(ValueError, match="no rows"):
+        SpamDataset(header_only, tokenizer)
+
+
+def test_loaders_match_the_lecture(split_dir, tokenizer):
+    train = SpamDataset(split_dir / "train.csv", tokenizer)
+    val = SpamDataset(split_dir / "validation.csv", tokenizer, max_length=train.max_length)
+    test = SpamDataset(split_dir / "test.csv", tokenizer, max_length=train.max_length)
+    loaders = create_dataloaders(train, val, test, batch_size=8)
+    assert [len(loader) for loader in loaders] == [130, 19, 38]
+    inputs, targets = next(iter(loaders[0]))
+    assert inputs.shape == (8, 120) and targets.shape == (8,)
+    assert sum(len(y) for _, y in loaders[1]) == 149
+    # seeded: two fresh sets of loaders yield the same epochs; each epoch is reshuffled
+    epochs = lambda loader: [[y.tolist() for _, y in loader] for _ in range(2)]  # noqa: E731
+    first, second = epochs(create_dataloaders(train, val, test)[0]), epochs(create_dataloaders(train, val, test)[0])
+    assert first == second
+    assert first[0] != first[1]
