@@ -18,7 +18,29 @@ from .data import (
     random_split,
 )
 from .download import DownloadError
+from .gpt import (
+    BASE_CONFIG,
+    GPTModel,
+    count_parameters,
+    generate,
+    generate_token_ids,
+    get_model_config,
+    model_configs,
+    text_to_token_ids,
+    token_ids_to_text,
+)
 from .paths import PROJECT_ROOT, data_dir, display_path
-from .plots import plot_class_counts, plot_padded_batch, plot_token_lengths
+from .plots import plot_causal_mask, plot_class_counts, plot_padded_batch, plot_token_lengths
 from .show import show_source
 from .tokenizer import END_OF_TEXT_ID, TokenizerFileError, get_gpt2_tokenizer
+from .weights import (
+    TEST_MODEL_CONFIG,
+    WeightsError,
+    build_test_model,
+    download_and_load_gpt2,
+    get_device,
+    load_weights_into_gpt,
+    set_seed,
+    test_model_enabled,
+)
+from .classifier import build_spam_classifier, classifier_parameter_counts, prepare_for_classification

@@ -64,3 +64,29 @@ def plot_padded_batch(input_batch, pad_token_id=50256, labels=None, save_path=No
     ax.set_xlabel(f"token position (0 … {ids.shape[1] - 1}); dark = real token, light = <|endoftext|> padding")
     ax.set_title(f"One training batch: shape {list(ids.shape)}")
     return _finish(fig, save_path)
+
+
+def plot_causal_mask(tokens, save_path=None):
+    """The causal attention pattern: row i (a position) may attend to columns 0…i only.
+
+    The last row is highlighted: it is the only position that sees the whole message.
+    """
+    n = len(tokens)
+    allowed = np.tril(np.ones((n, n)))
+    shade = allowed.copy()
+    shade[-1] = np.where(allowed[-1] > 0, 2.0, 0.0)
+    fig, ax = plt.subplots(figsize=(1.1 * n + 2.2, 0.9 * n + 1.2))
+    ax.imshow(shade, cmap=plt.matplotlib.colors.ListedColormap(["#f2f2f2", HAM_COLOR, SPAM_COLOR]),
+              vmin=0, vmax=2, interpolation="nearest")
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, "✓" if allowed[i, j] else "·", ha="center", va="center",
+                    color="white" if allowed[i, j] else "#999999", fontsize=12)
+    ax.set_xticks(range(n), [repr(t) for t in tokens])
+    ax.set_yticks(range(n), [f"{repr(t)} (pos {i})" for i, t in enumerate(tokens)])
+    ax.xaxis.tick_top()
+    ax.set_xlabel("…may attend to this token")
+    ax.xaxis.set_label_position("top")
+    ax.set_ylabel("this position…")
+    ax.set_title("Causal attention: only the last position sees every token", pad=40)
+    return _finish(fig, save_path)

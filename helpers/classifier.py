@@ -1,0 +1,46 @@
+"""Model surgery: a pretrained GPT-2 becomes a classifier (notebook 3's steps, in one place)."""
+import torch
+import torch.nn as nn
+
+from .gpt import GPTModel, count_parameters, get_model_config
+from .weights import download_and_load_gpt2, get_device
+
+
+def prepare_for_classification(model: GPTModel, num_classes=2, trainable_blocks=1, seed=123) -> GPTModel:
+    """Freeze everything, swap the vocabulary head for a ``num_classes`` head, unfreeze the top.
+
+    Trainable afterwards: the last ``trainable_blocks`` transformer blocks, the final LayerNorm
+    and the new head (which is seeded, so every run starts from the same head).
+    """
+    for param in model.parameters():
+        param.requires_grad = False
+    torch.manual_seed(seed)
+    head = nn.Linear(in_features=model.cfg["emb_dim"], out_features=num_classes)
+    model.out_head = head.to(model.tok_emb.weight.device)  # a new module: trainable by default
+    for block in model.trf_blocks[len(model.trf_blocks) - trainable_blocks:]:
+        for param in block.parameters():
+            param.requires_grad = True
+    for param in model.final_norm.parameters():
+        param.requires_grad = True
+    return model
+
+
+def classifier_parameter_counts(model_size="gpt2-small (124M)", num_classes=2) -> dict:
+    """Parameter counts of a GPT-2 size before and after surgery, computed without any weights.
+
+    The model is built on PyTorch's "meta" device, which records shapes but allocates nothing,
+    so this is instant and needs no download.
+    """
+    with torch.device("meta"):
+        model = GPTModel(get_model_config(model_size))
+        _, pretrained_total = count_parameters(model)
+        prepare_for_classification(model, num_classes)
+    trainable, total = count_parameters(model)
+    return {"pretrained_total": pretrained_total, "classifier_total": total, "classifier_trainable": trainable}
+
+
+def build_spam_classifier(model_size="gpt2-small (124M)", device=None, num_classes=2) -> GPTModel:
+    """Pretrained GPT-2 (or the announced test model) with notebook 3's surgery applied, on ``device``."""
+    model = download_and_load_gpt2(model_size)
+    prepare_for_classification(model, num_classes)
+    return model.to(device or get_device())

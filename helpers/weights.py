@@ -1,0 +1,219 @@
+"""Pretrained GPT-2 weights: Hugging Face safetensors → our ``GPTModel``.
+
+No TensorFlow, no pickle: a ``model.safetensors`` file holds plain tensors, which we copy into
+the model after checking that every one is there with the right shape.
+
+Offline practice and CI use an explicit tiny *test model* with random weights, chosen by the
+environment variable ``WORKBOOK_TEST_MODEL=1``. It is announced loudly wherever it is used, and
+nothing ever falls back to it silently.
+"""
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from .download import DownloadError, download_file
+from .gpt import GPTModel, get_model_config
+from .paths import ENV_GPT2_DIR, ENV_TEST_MODEL, data_dir, display_path
+
+HF_REPOS = {
+    "gpt2-small (124M)": "gpt2",
+    "gpt2-medium (355M)": "gpt2-medium",
+    "gpt2-large (774M)": "gpt2-large",
+    "gpt2-xl (1558M)": "gpt2-xl",
+}
+HF_MODEL_PAGE = "https://huggingface.co/openai-community/{repo}/blob/main/model.safetensors"
+HF_URLS = (
+    "https://huggingface.co/openai-community/{repo}/resolve/main/model.safetensors",
+    "https://hf-mirror.com/openai-community/{repo}/resolve/main/model.safetensors",  # public mirror
+)
+
+TEST_MODEL_CONFIG = {
+    "vocab_size": 50257, "context_length": 128, "emb_dim": 64, "n_heads": 4, "n_layers": 2,
+    "drop_rate": 0.0, "qkv_bias": True,
+}
+TEST_MODEL_NOTICE = (
+    "TEST MODEL: a tiny GPT with RANDOM weights ({env}=1).",
+    "It is not GPT-2: its generated text and every number it produces",
+    "are NOT the lecture's. Unset {env} to use the real GPT-2 weights.",
+)
+
+
+class WeightsError(RuntimeError):
+    """Weights are missing, corrupted or do not fit the model; the message says what to do."""
+
+
+def test_model_enabled() -> bool:
+    return os.environ.get(ENV_TEST_MODEL, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def print_test_model_banner():
+    lines = [line.format(env=ENV_TEST_MODEL) for line in TEST_MODEL_NOTICE]
+    width = max(map(len, lines)) + 4
+    print("╔" + "═" * width + "╗")
+    for line in lines:
+        print("║  " + line.ljust(width - 2) + "║")
+    print("╚" + "═" * width + "╝")
+
+
+def build_test_model(seed=123) -> GPTModel:
+    """The tiny random test model (context 128 ≥ the 120 tokens we pad to). Prints the banner."""
+    print_test_model_banner()
+    torch.manual_seed(seed)
+    model = GPTModel(TEST_MODEL_CONFIG)
+    model.is_test_model = True
+    return model.eval()
+
+
+# --------------------------------------------------------------------------- loading
+def _expected_shapes(cfg) -> dict:
+    d, v, c = cfg["emb_dim"], cfg["vocab_size"], cfg["context_length"]
+    shapes = {"wte.weight": (v, d), "wpe.weight": (c, d), "ln_f.weight": (d,), "ln_f.bias": (d,)}
+    for b in range(cfg["n_layers"]):
+        shapes |= {
+            f"h.{b}.ln_1.weight": (d,), f"h.{b}.ln_1.bias": (d,),
+            f"h.{b}.attn.c_attn.weight": (d, 3 * d), f"h.{b}.attn.c_attn.bias": (3 * d,),
+            f"h.{b}.attn.c_proj.weight": (d, d), f"h.{b}.attn.c_proj.bias": (d,),
+            f"h.{b}.ln_2.weight": (d,), f"h.{b}.ln_2.bias": (d,),
+            f"h.{b}.mlp.c_fc.weight": (d, 4 * d), f"h.{b}.mlp.c_fc.bias": (4 * d,),
+            f"h.{b}.mlp.c_proj.weight": (4 * d, d), f"h.{b}.mlp.c_proj.bias": (d,),
+        }
+    return shapes
+
+
+def _read_tensors(source, where) -> dict:
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise WeightsError(f"weights file not found: {path}")
+        try:
+            tensors = load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise WeightsError(f"{where} is not a readable safetensors file ({exc}). It is probably truncated or "
+                               "corrupted: delete it and download it again.") from exc
+    else:
+        tensors = dict(source)
+    # Files saved by transformers' save_pretrained prefix every name with "transformer."
+    return {name.removeprefix("transformer."): tensor for name, tensor in tensors.items()}
+
+
+def _check(tensors, cfg, where):
+    expected = _expected_shapes(cfg)
+    missing = [name for name in expected if name not in tensors]
+    if missing:
+        raise WeightsError(f"{where} lacks {len(missing)} tensor(s) the model needs, e.g. {missing[:3]}. "
+                           f"Is it a GPT-2 file with {cfg['n_layers']} layers?")
+    for name, shape in expected.items():
+        if tuple(tensors[name].shape) != shape:
+            raise WeightsError(f"{where}: tensor {name!r} has shape {list(tensors[name].shape)}, but this model "
+                               f"(emb_dim={cfg['emb_dim']}, n_layers={cfg['n_layers']}) needs {list(shape)}. "
+                               "Is the file for another GPT-2 size?")
+
+
+@torch.no_grad()
+def load_weights_into_gpt(model: GPTModel, source) -> GPTModel:
+    """Fill ``model`` from a Hugging Face GPT-2 ``model.safetensors`` (a path or a mapping of its tensors).
+
+    Hugging Face keeps GPT-2's original ``Conv1D`` layout (weights stored as [in, out]), so
+    those are transposed for ``nn.Linear``; the fused ``c_attn`` is split into query/key/value.
+    """
+    where = display_path(source) if isinstance(source, (str, Path)) else "the given tensors"
+    params = _read_tensors(source, where)
+    _check(params, model.cfg, where)
+
+    def copy(target, name, transpose=False):
+        value = params[name].T if transpose else params[name]
+        target.copy_(value.to(target.dtype))
+
+    copy(model.tok_emb.weight, "wte.weight")
+    copy(model.pos_emb.weight, "wpe.weight")
+    for b, block in enumerate(model.trf_blocks):
+        p = f"h.{b}."
+        q_w, k_w, v_w = params[p + "attn.c_attn.weight"].chunk(3, dim=-1)
+        q_b, k_b, v_b = params[p + "attn.c_attn.bias"].chunk(3, dim=-1)
+        for layer, w, bias in ((block.att.W_query, q_w, q_b), (block.att.W_key, k_w, k_b), (block.att.W_value, v_w, v_b)):
+            layer.weight.copy_(w.T.to(layer.weight.dtype))
+            layer.bias.copy_(bias.to(layer.bias.dtype))
+        copy(block.att.out_proj.weight, p + "attn.c_proj.weight", transpose=True)
+        copy(block.att.out_proj.bias, p + "attn.c_proj.bias")
+        copy(block.ff.layers[0].weight, p + "mlp.c_fc.weight", transpose=True)
+        copy(block.ff.layers[0].bias, p + "mlp.c_fc.bias")
+        copy(block.ff.layers[2].weight, p + "mlp.c_proj.weight", transpose=True)
+        copy(block.ff.layers[2].bias, p + "mlp.c_proj.bias")
+        copy(block.norm1.scale, p + "ln_1.weight")
+        copy(block.norm1.shift, p + "ln_1.bias")
+        copy(block.norm2.scale, p + "ln_2.weight")
+        copy(block.norm2.shift, p + "ln_2.bias")
+    copy(model.final_norm.scale, "ln_f.weight")
+    copy(model.final_norm.shift, "ln_f.bias")
+    model.out_head.weight = model.tok_emb.weight  # tied, as in GPT-2
+    return model
+
+
+# --------------------------------------------------------------------------- finding the file
+def _missing_weights_help(model_size, target) -> str:
+    repo = HF_REPOS[model_size]
+    return (f"To use GPT-2 offline, download model.safetensors from {HF_MODEL_PAGE.format(repo=repo)} on a machine with network access and "
+            f"put it at {display_path(target)} (or in $WORKBOOK_GPT2_DIR/{repo}/model.safetensors). "
+            f"To practise without GPT-2, opt into the tiny random test model: set {ENV_TEST_MODEL}=1.")
+
+
+def gpt2_weights_path(model_size, models_dir=None, *, urls=None, timeout=60.0, retries=3) -> Path:
+    """The local ``model.safetensors`` for ``model_size``: pre-staged, cached, or downloaded now."""
+    get_model_config(model_size)  # validates the name
+    repo = HF_REPOS[model_size]
+    target = Path(models_dir or data_dir() / "gpt2") / repo / "model.safetensors"
+    staged_dir = os.environ.get(ENV_GPT2_DIR)
+    if staged_dir:
+        for candidate in (Path(staged_dir) / repo / "model.safetensors", Path(staged_dir) / f"{repo}.safetensors"):
+            if candidate.is_file():
+                return candidate
+    if target.is_file():
+        return target
+    try:
+        return download_file([u.format(repo=repo) for u in urls or HF_URLS], target, timeout=timeout, retries=retries,
+                             desc=f"GPT-2 {model_size}")
+    except DownloadError as exc:
+        raise WeightsError(f"The GPT-2 weights for {model_size!r} are not here and could not be downloaded.\n"
+                           f"{exc}\n\n{_missing_weights_help(model_size, target)}") from exc
+
+
+def download_and_load_gpt2(model_size="gpt2-small (124M)", models_dir=None) -> GPTModel:
+    """A ``GPTModel`` with OpenAI's pretrained weights for ``model_size``, in eval mode.
+
+    With ``WORKBOOK_TEST_MODEL=1`` it returns the tiny random test model instead, and says so.
+    """
+    if test_model_enabled():
+        return build_test_model()
+    path = gpt2_weights_path(model_size, models_dir)
+    model = GPTModel(get_model_config(model_size))
+    try:
+        load_weights_into_gpt(model, path)
+    except WeightsError as exc:
+        raise WeightsError(f"{exc}\nFile: {path}") from exc
+    model.is_test_model = False
+    return model.eval()
+
+
+# --------------------------------------------------------------------------- device and seeds
+def get_device() -> torch.device:
+    """CUDA if available, else Apple's MPS (only on torch ≥ 2.9: older versions computed wrong losses), else CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    major, minor = (int(x) for x in torch.__version__.split(".")[:2])
+    if (major, minor) >= (2, 9) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def set_seed(seed=123):
+    """Seed Python's, NumPy's and PyTorch's random generators, for reproducible runs."""
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
