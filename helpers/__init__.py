@@ -1,8 +1,11 @@
 """Shared code of the GPT-2 spam-classification workbook.
 
 Everything a notebook calls is importable from here directly, e.g. ``from helpers import SpamDataset``.
+One definition, one home: notebooks display this code with ``show_source`` instead of copying it.
 """
-from .activities import check_activity_1, check_activity_2
+from .activities import check_activity_1, check_activity_2, check_activity_3
+from .checkpoint import CheckpointError, load_classifier, save_classifier
+from .classifier import build_spam_classifier, classifier_parameter_counts, prepare_for_classification
 from .data import (
     CLASS_NAMES,
     LABEL_MAP,
@@ -29,10 +32,27 @@ from .gpt import (
     text_to_token_ids,
     token_ids_to_text,
 )
+from .metrics import confusion_matrix, precision_recall_f1, predict_loader
 from .paths import PROJECT_ROOT, data_dir, display_path
-from .plots import plot_causal_mask, plot_class_counts, plot_padded_batch, plot_token_lengths
+from .pipeline import LECTURE_SETTINGS, active_model_name, get_trained_classifier, train_spam_classifier
+from .plots import (
+    plot_causal_mask,
+    plot_class_counts,
+    plot_confusion_matrix,
+    plot_padded_batch,
+    plot_token_lengths,
+    plot_values,
+)
 from .show import show_source
 from .tokenizer import END_OF_TEXT_ID, TokenizerFileError, get_gpt2_tokenizer
+from .training import (
+    calc_accuracy_loader,
+    calc_loss_batch,
+    calc_loss_loader,
+    evaluate_model,
+    max_steps_from_env,
+    train_classifier_simple,
+)
 from .weights import (
     TEST_MODEL_CONFIG,
     WeightsError,
@@ -43,4 +63,3 @@ from .weights import (
     set_seed,
     test_model_enabled,
 )
-from .classifier import build_spam_classifier, classifier_parameter_counts, prepare_for_classification

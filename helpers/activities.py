@@ -145,3 +145,82 @@ def check_activity_2(train_loader, first_inputs=..., first_labels=..., n_padding
     _check_number(fb, "truncated_length", truncated_length, 20,
                   "With max_length=20 every message becomes exactly 20 ids: long ones are cut, short ones padded.")
     return fb.report()
+
+
+_FAILED = object()
+
+
+def _call_student(fb, name, fn, *args, **kwargs):
+    """Call the student's function; ``_FAILED`` (reported) if it is not a function or raises."""
+    if not callable(fn):
+        fb.wrong(f"{name} should be a function (def {name}(...): ...)")
+        return _FAILED
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:  # the student's code: report, never crash the notebook
+        fb.wrong(f"{name} raised {type(exc).__name__}: {exc}")
+        return _FAILED
+
+
+def check_activity_3(my_calc_accuracy_loader, my_calc_loss_batch, data_loader, model, device, num_batches=3):
+    """Activity 3 — implement the accuracy and loss functions.
+
+    Runs the student's functions on ``num_batches`` batches and compares them with ``helpers``;
+    when they differ, it checks the usual mistakes and names the one that matches.
+    """
+    from .training import calc_accuracy_loader, calc_loss_batch
+
+    fb = _Feedback("Activity 3: implement classification metrics")
+    batches = [batch for _, batch in zip(range(num_batches), data_loader)]
+
+    expected_acc = calc_accuracy_loader(batches, model, device)
+    acc = _call_student(fb, "my_calc_accuracy_loader", my_calc_accuracy_loader, batches, model, device)
+    if acc is None:  # the body is still "..."
+        fb.skip("my_calc_accuracy_loader")
+    elif acc is not _FAILED:
+        acc = acc.item() if isinstance(acc, torch.Tensor) else acc
+        with torch.no_grad():
+            first_token = sum((model(x.to(device))[:, 0, :].argmax(-1) == y.to(device)).sum().item()
+                              for x, y in batches) / sum(len(y) for _, y in batches)
+        n = sum(len(y) for _, y in batches)
+        if not isinstance(acc, (int, float)):
+            fb.wrong(f"my_calc_accuracy_loader returned {type(acc).__name__}; return a number between 0 and 1")
+        elif math.isclose(acc, expected_acc, abs_tol=1e-9):
+            fb.ok(f"accuracy {acc:.4f} matches calc_accuracy_loader")
+        elif math.isclose(acc, expected_acc * 100, abs_tol=1e-6):
+            fb.wrong(f"accuracy {acc} is a percentage; return the fraction correct / total ({expected_acc:.4f})")
+        elif math.isclose(acc, expected_acc * n, abs_tol=1e-6):
+            fb.wrong(f"accuracy {acc} is the number of correct predictions; divide by the number of examples ({n})")
+        elif math.isclose(acc, first_token, abs_tol=1e-9) and not math.isclose(first_token, expected_acc):
+            fb.wrong("your accuracy uses the FIRST token's logits; the model decides at the last one: [:, -1, :]")
+        else:
+            fb.wrong(f"accuracy {acc:.4f}, expected {expected_acc:.4f}: take argmax of model(inputs)[:, -1, :] "
+                     "and compare it with the targets")
+
+    inputs, targets = batches[0]
+    expected_loss = calc_loss_batch(inputs, targets, model, device)
+    loss = _call_student(fb, "my_calc_loss_batch", my_calc_loss_batch, inputs, targets, model, device)
+    if loss is None:
+        fb.skip("my_calc_loss_batch")
+    elif loss is not _FAILED:
+        with torch.no_grad():
+            all_logits = model(inputs.to(device))
+            all_positions = torch.nn.functional.cross_entropy(
+                all_logits.flatten(0, 1), targets.to(device).repeat_interleave(all_logits.shape[1])).item()
+            on_probabilities = torch.nn.functional.cross_entropy(
+                torch.softmax(all_logits[:, -1, :], dim=-1), targets.to(device)).item()
+        if not isinstance(loss, torch.Tensor):
+            fb.wrong(f"my_calc_loss_batch returned {type(loss).__name__}; return the loss tensor itself "
+                     "(training calls loss.backward(), so no .item())")
+        elif loss.dim() != 0:
+            fb.wrong(f"the loss has shape {list(loss.shape)}; cross_entropy's default averages it to one number")
+        elif math.isclose(loss.item(), expected_loss.item(), rel_tol=1e-5, abs_tol=1e-6):
+            fb.ok(f"loss {loss.item():.4f} matches calc_loss_batch")
+        elif math.isclose(loss.item(), all_positions, rel_tol=1e-5):
+            fb.wrong("your loss averages over every token position; use the last token only: [:, -1, :]")
+        elif math.isclose(loss.item(), on_probabilities, rel_tol=1e-5):
+            fb.wrong("you applied softmax before cross_entropy; it expects raw logits (it applies log-softmax itself)")
+        else:
+            fb.wrong(f"loss {loss.item():.4f}, expected {expected_loss.item():.4f}: "
+                     "torch.nn.functional.cross_entropy(model(inputs)[:, -1, :], targets)")
+    return fb.report()

@@ -13,6 +13,7 @@ ENV_DATA_DIR = "WORKBOOK_DATA_DIR"        # where downloads and generated files 
 ENV_SMS_ZIP = "WORKBOOK_SMS_ZIP"          # a pre-staged copy of the SMS Spam Collection zip
 ENV_GPT2_DIR = "WORKBOOK_GPT2_DIR"        # a folder of pre-staged GPT-2 weights
 ENV_TEST_MODEL = "WORKBOOK_TEST_MODEL"    # "1": use the tiny random test model (CI, offline practice)
+ENV_MAX_STEPS = "WORKBOOK_MAX_STEPS"      # cap on training steps in the notebooks (CI keeps them fast)
 
 
 def data_dir() -> Path:

@@ -8,6 +8,9 @@ HAM_COLOR, SPAM_COLOR = "#4C72B0", "#DD8452"
 def _finish(fig, save_path):
     fig.tight_layout()
     if save_path is not None:
+        from pathlib import Path
+
+        Path(save_path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(save_path, dpi=120)
     return fig
 
@@ -89,4 +92,33 @@ def plot_causal_mask(tokens, save_path=None):
     ax.xaxis.set_label_position("top")
     ax.set_ylabel("this position…")
     ax.set_title("Causal attention: only the last position sees every token", pad=40)
+    return _finish(fig, save_path)
+
+
+def plot_values(epochs_seen, examples_seen, train_values, val_values, label="loss", save_path=None):
+    """Training and validation curves against epochs, with examples seen on a second x-axis."""
+    fig, ax1 = plt.subplots(figsize=(6, 3.5))
+    ax1.plot(epochs_seen, train_values, label=f"Training {label}", color=HAM_COLOR)
+    ax1.plot(epochs_seen, val_values, linestyle="-.", label=f"Validation {label}", color=SPAM_COLOR)
+    ax1.set_xlabel("Epochs")
+    ax1.set_ylabel(label.capitalize())
+    ax1.legend(frameon=False)
+    ax2 = ax1.twiny()  # same curves, second x-axis in examples seen
+    ax2.plot(examples_seen, train_values, alpha=0)
+    ax2.set_xlabel("Examples seen")
+    return _finish(fig, save_path)
+
+
+def plot_confusion_matrix(matrix, class_names=("ham", "spam"), title="Confusion matrix", save_path=None):
+    """The confusion matrix as a labelled grid: rows actual, columns predicted."""
+    matrix = np.asarray(matrix)
+    fig, ax = plt.subplots(figsize=(4.2, 3.8))
+    ax.imshow(matrix, cmap="Blues")
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            ax.text(j, i, f"{matrix[i, j]}", ha="center", va="center", fontsize=14,
+                    color="white" if matrix[i, j] > matrix.max() / 2 else "black")
+    ax.set_xticks(range(len(class_names)), [f"predicted\n{n}" for n in class_names])
+    ax.set_yticks(range(len(class_names)), [f"actual\n{n}" for n in class_names])
+    ax.set_title(title)
     return _finish(fig, save_path)

@@ -193,7 +193,7 @@ def download_and_load_gpt2(model_size="gpt2-small (124M)", models_dir=None) -> G
         load_weights_into_gpt(model, path)
     except WeightsError as exc:
         raise WeightsError(f"{exc}\nFile: {path}") from exc
-    model.is_test_model = False
+    model.is_test_model, model.model_size = False, model_size
     return model.eval()
 
 

@@ -9,7 +9,9 @@ import pytest
 from helpers.paths import ENV_SMS_ZIP, ENV_TEST_MODEL, PROJECT_ROOT
 
 # Notebooks executed by nbval (and everything here) run offline on the tiny test model.
+# Training in the notebooks is capped so the whole suite stays fast.
 os.environ.setdefault(ENV_TEST_MODEL, "1")
+os.environ.setdefault("WORKBOOK_MAX_STEPS", "300")
 
 SHARED_ZIP = PROJECT_ROOT.parent / "shared" / "data" / "sms_spam_collection.zip"
 

@@ -1,0 +1,59 @@
+"""The whole recipe in two calls, for notebooks that need a trained classifier to start from."""
+import time
+
+import torch
+
+from .checkpoint import CheckpointError, default_checkpoint_dir, load_classifier, save_classifier
+from .classifier import build_spam_classifier
+from .data import get_spam_dataloaders
+from .training import max_steps_from_env, train_classifier_simple
+from .weights import get_device, print_test_model_banner, test_model_enabled
+
+DEFAULT_MODEL = "gpt2-small (124M)"
+#: The lecture's hyperparameters (eval_iter=5 reproduces the slides' accuracy table: 40 messages).
+LECTURE_SETTINGS = {"num_epochs": 5, "lr": 5e-5, "weight_decay": 0.1, "eval_freq": 50, "eval_iter": 5}
+
+
+def active_model_name(model_size=DEFAULT_MODEL) -> str:
+    """The model the notebooks use now: ``model_size``, or "test-model" with WORKBOOK_TEST_MODEL=1."""
+    return "test-model" if test_model_enabled() else model_size
+
+
+def train_spam_classifier(model_size=DEFAULT_MODEL, device=None, loaders=None, settings=None, max_steps=None):
+    """Load GPT-2, do the surgery and run the lecture's training; returns ``(model, history)``."""
+    settings = {**LECTURE_SETTINGS, **(settings or {})}
+    device = device or get_device()
+    train_loader, val_loader, _ = loaders or get_spam_dataloaders()
+    model = build_spam_classifier(model_size, device)
+    torch.manual_seed(123)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"])
+    start = time.time()
+    history = train_classifier_simple(model, train_loader, val_loader, optimizer, device,
+                                      num_epochs=settings["num_epochs"], eval_freq=settings["eval_freq"],
+                                      eval_iter=settings["eval_iter"], max_steps=max_steps)
+    return model, {"settings": settings, "max_steps": max_steps, "seconds": time.time() - start, "curves": history}
+
+
+def get_trained_classifier(model_size=DEFAULT_MODEL, device=None, retrain=False):
+    """The fine-tuned classifier from notebook 4's checkpoint, training (and caching) one if there is none.
+
+    Returns ``(model, recipe)``. A checkpoint of another model (e.g. the test model's when real
+    weights are in use) is not reused.
+    """
+    device = device or get_device()
+    name = active_model_name(model_size)
+    folder = default_checkpoint_dir(name)
+    if not retrain:
+        try:
+            model, recipe = load_classifier(folder, expected_model_name=name, device=device)
+            if model.is_test_model:
+                print_test_model_banner()
+            print(f"Loaded the fine-tuned classifier from {folder.relative_to(folder.parents[2])}.")
+            return model, recipe
+        except CheckpointError as exc:
+            print(f"{exc}\nTraining one now (this happens once; the result is cached).")
+    loaders = get_spam_dataloaders()
+    model, history = train_spam_classifier(model_size, device, loaders, max_steps=max_steps_from_env())
+    save_classifier(model, folder, max_length=loaders[0].dataset.max_length,
+                    extra={"training": {k: history[k] for k in ("settings", "max_steps", "seconds")}})
+    return load_classifier(folder, expected_model_name=name, device=device)

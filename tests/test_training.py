@@ -1,0 +1,225 @@
+"""Loss, accuracy, the training loop, metrics and checkpoints, on small models and hand-made batches."""
+import json
+
+import pytest
+import torch
+from sklearn.metrics import confusion_matrix as sk_confusion_matrix
+from sklearn.metrics import precision_recall_fscore_support
+
+from helpers import (
+    CheckpointError,
+    GPTModel,
+    calc_accuracy_loader,
+    calc_loss_batch,
+    calc_loss_loader,
+    check_activity_3,
+    confusion_matrix,
+    load_classifier,
+    max_steps_from_env,
+    precision_recall_f1,
+    predict_loader,
+    prepare_for_classification,
+    save_classifier,
+    train_classifier_simple,
+)
+from helpers.paths import PROJECT_ROOT
+
+TINY = {"vocab_size": 50257, "context_length": 32, "emb_dim": 32, "n_heads": 4, "n_layers": 2,
+        "drop_rate": 0.0, "qkv_bias": True}
+
+
+class FixedLogits(torch.nn.Module):
+    """A 'model' whose last-token logits are given: lets us count correct answers by hand."""
+
+    def __init__(self, last_logits):
+        super().__init__()
+        self.last_logits = last_logits
+        self.calls = 0
+
+    def forward(self, x):
+        out = torch.zeros(x.shape[0], x.shape[1], 2)
+        out[:, 0, :] = torch.tensor([5.0, -5.0])  # the first position always says "ham"
+        out[:, -1, :] = self.last_logits[self.calls * x.shape[0]:(self.calls + 1) * x.shape[0]]
+        self.calls += 1
+        return out
+
+
+def tiny_classifier(seed=0):
+    torch.manual_seed(seed)
+    return prepare_for_classification(GPTModel(TINY))
+
+
+def toy_loader(n_batches=4, batch_size=4, seed=1):
+    """Separable toy data: spam messages contain token 1000, ham messages token 2000."""
+    g = torch.Generator().manual_seed(seed)
+    batches = []
+    for _ in range(n_batches):
+        labels = torch.randint(0, 2, (batch_size,), generator=g)
+        inputs = torch.randint(0, 500, (batch_size, 12), generator=g)
+        inputs[:, 3] = torch.where(labels == 1, 1000, 2000)
+        batches.append((inputs, labels))
+    return batches
+
+
+def test_accuracy_equals_a_manual_count():
+    logits = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.2, 0.1], [0.0, 3.0], [2.0, 1.0], [0.0, 0.5]])
+    labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    batches = [(torch.zeros(3, 5, dtype=torch.long), labels[:3]), (torch.zeros(3, 5, dtype=torch.long), labels[3:])]
+    # predictions: 0,1,0 | 1,0,1 -> correct: yes,no,yes | yes,no,yes = 4 of 6
+    assert calc_accuracy_loader(batches, FixedLogits(logits), "cpu") == pytest.approx(4 / 6)
+    assert calc_accuracy_loader(batches, FixedLogits(logits), "cpu", num_batches=1) == pytest.approx(2 / 3)
+
+
+def test_loss_is_cross_entropy_of_the_last_token():
+    logits = torch.tensor([[2.0, -1.0], [0.5, 0.3]])
+    labels = torch.tensor([1, 0])
+    loss = calc_loss_batch(torch.zeros(2, 4, dtype=torch.long), labels, FixedLogits(logits), "cpu")
+    by_hand = -(torch.log_softmax(logits, -1)[0, 1] + torch.log_softmax(logits, -1)[1, 0]) / 2
+    assert loss.item() == pytest.approx(by_hand.item())
+    batches = [(torch.zeros(2, 4, dtype=torch.long), labels)] * 3
+    assert calc_loss_loader(batches, FixedLogits(torch.cat([logits] * 3)), "cpu") == pytest.approx(by_hand.item())
+    assert calc_loss_loader([], FixedLogits(logits), "cpu") != calc_loss_loader([], FixedLogits(logits), "cpu")  # nan
+
+
+def run_training(seed=0, epochs=3, max_steps=None, lr=1e-3):
+    model = tiny_classifier(seed)
+    loader = toy_loader()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.1)
+    return model, train_classifier_simple(model, loader, loader, optimizer, "cpu", num_epochs=epochs,
+                                          eval_freq=2, eval_iter=4, max_steps=max_steps)
+
+
+def test_training_lowers_the_loss_and_logs_like_the_slides(capsys):
+    model = tiny_classifier()
+    before = calc_loss_loader(toy_loader(), model, "cpu")
+    model, (train_losses, val_losses, train_accs, val_accs, examples_seen) = run_training(epochs=4)
+    assert calc_loss_loader(toy_loader(), model, "cpu") < before
+    assert examples_seen == 4 * 4 * 4
+    assert len(train_losses) == len(val_losses) == 8 and len(train_accs) == len(val_accs) == 4
+    out = capsys.readouterr().out
+    assert "Ep 1 (Step 000000): Train loss" in out and "Ep 4 (Step 000014)" in out
+    assert "Training accuracy:" in out and "Training completed in" in out
+
+
+def test_only_unfrozen_parameters_change():
+    model = tiny_classifier()
+    frozen_before = {n: p.clone() for n, p in model.named_parameters() if not p.requires_grad}
+    run_training_model, _ = run_training()
+    for name, value in run_training_model.named_parameters():
+        if name in frozen_before:
+            assert torch.equal(value, frozen_before[name]), name
+
+
+def test_same_seed_same_losses():
+    assert run_training(seed=3)[1] == run_training(seed=3)[1]
+    assert run_training(seed=3)[1][0] != run_training(seed=4)[1][0]
+
+
+def test_max_steps_caps_training(monkeypatch):
+    _, (_, _, train_accs, _, examples_seen) = run_training(epochs=5, max_steps=6)
+    assert examples_seen == 6 * 4 and len(train_accs) == 2
+    monkeypatch.setenv("WORKBOOK_MAX_STEPS", "25")
+    assert max_steps_from_env() == 25
+    monkeypatch.setenv("WORKBOOK_MAX_STEPS", "many")
+    with pytest.raises(ValueError, match="WORKBOOK_MAX_STEPS"):
+        max_steps_from_env()
+
+
+def test_confusion_matrix_and_scores_by_hand_and_sklearn():
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 1, 0, 1, 1])
+    predictions = torch.tensor([0, 1, 0, 0, 1, 0, 1, 1, 1, 1])
+    matrix = confusion_matrix(labels, predictions)
+    # by hand: ham 5 (3 right, 2 flagged), spam 5 (4 caught, 1 missed)
+    assert matrix.tolist() == [[3, 2], [1, 4]]
+    assert matrix.tolist() == sk_confusion_matrix(labels, predictions).tolist()
+    precision, recall, f1 = precision_recall_f1(matrix)
+    assert (precision, recall) == (4 / 6, 4 / 5)
+    assert f1 == pytest.approx(2 * (4 / 6) * (4 / 5) / (4 / 6 + 4 / 5))
+    sk = precision_recall_fscore_support(labels, predictions, average="binary", pos_label=1)
+    assert (precision, recall, f1) == pytest.approx(sk[:3])
+    assert precision_recall_f1(torch.tensor([[5, 0], [3, 0]])) == (0.0, 0.0, 0.0)  # never predicts spam
+
+
+def test_slide_metrics_example():
+    precision, recall, _ = precision_recall_f1(torch.tensor([[795, 30], [25, 150]]))
+    assert round(precision * 100, 1) == 83.3 and round(recall * 100, 1) == 85.7
+
+
+def test_predict_loader_matches_accuracy():
+    model = tiny_classifier()
+    labels, predictions, probabilities = predict_loader(toy_loader(), model, "cpu")
+    assert (labels == predictions).float().mean().item() == pytest.approx(calc_accuracy_loader(toy_loader(), model, "cpu"))
+    assert torch.allclose(probabilities.sum(-1), torch.ones(len(labels)))
+
+
+def test_checkpoint_round_trip(tmp_path):
+    model, _ = run_training(epochs=1)
+    save_classifier(model, tmp_path / "ckpt", max_length=120)
+    loaded, recipe = load_classifier(tmp_path / "ckpt")
+    x = toy_loader()[0][0]
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model.eval()(x))
+    assert recipe["max_length"] == 120 and recipe["num_classes"] == 2 and recipe["pooling"] == "last"
+    assert not list((tmp_path / "ckpt").glob("*.part"))
+
+
+def test_checkpoint_of_another_configuration_is_refused(tmp_path):
+    model = tiny_classifier()
+    save_classifier(model, tmp_path / "ckpt", max_length=120)
+    with pytest.raises(CheckpointError, match="trained from 'gpt-2x32', not 'gpt2-small \\(124M\\)'"):
+        load_classifier(tmp_path / "ckpt", expected_model_name="gpt2-small (124M)")
+    recipe = json.loads((tmp_path / "ckpt" / "classifier.json").read_text())
+    recipe["config"]["emb_dim"] = 64
+    (tmp_path / "ckpt" / "classifier.json").write_text(json.dumps(recipe))
+    with pytest.raises(CheckpointError, match="cannot be loaded into the model its recipe describes"):
+        load_classifier(tmp_path / "ckpt")
+    with pytest.raises(CheckpointError, match="no classifier checkpoint"):
+        load_classifier(tmp_path / "empty")
+
+
+# --------------------------------------------------------------------------- activity 3
+def student_functions(accuracy_mistake=None, loss_mistake=None):
+    namespace = {"torch": torch}
+    exec((PROJECT_ROOT / "notebooks" / "solutions" / "activity_3.py").read_text(), namespace)
+    accuracy, loss = namespace["my_calc_accuracy_loader"], namespace["my_calc_loss_batch"]
+    if accuracy_mistake == "percent":
+        accuracy = lambda *a, **k: namespace["my_calc_accuracy_loader"](*a, **k) * 100  # noqa: E731
+    if accuracy_mistake == "first":
+        def accuracy(loader, model, device, num_batches=None):
+            pairs = [(model(x)[:, 0, :].argmax(-1) == y) for x, y in loader]
+            return torch.cat(pairs).float().mean().item()
+    if loss_mistake == "item":
+        loss = lambda *a: namespace["my_calc_loss_batch"](*a).item()  # noqa: E731
+    if loss_mistake == "softmax":
+        def loss(x, y, model, device):
+            return torch.nn.functional.cross_entropy(torch.softmax(model(x)[:, -1, :], -1), y)
+    return accuracy, loss
+
+
+def test_activity_3_solution_passes(capsys):
+    assert check_activity_3(*student_functions(), toy_loader(), tiny_classifier(), "cpu") is True
+
+
+@pytest.mark.parametrize("acc_mistake, loss_mistake, message", [
+    ("percent", None, "is a percentage"),
+    ("first", None, "FIRST token"),
+    (None, "item", "return the loss tensor itself"),
+    (None, "softmax", "applied softmax before cross_entropy"),
+])
+def test_activity_3_names_the_mistake(capsys, acc_mistake, loss_mistake, message):
+    model = tiny_classifier(seed=5)
+    assert check_activity_3(*student_functions(acc_mistake, loss_mistake), toy_loader(), model, "cpu") is False
+    assert message in capsys.readouterr().out
+
+
+def test_activity_3_untouched_and_crashing(capsys):
+    def untouched(*args, **kwargs):
+        ...
+
+    def crashes(*args, **kwargs):
+        raise NameError("name 'logits' is not defined")
+
+    assert check_activity_3(untouched, untouched, toy_loader(), tiny_classifier(), "cpu") is False
+    assert "not attempted yet: my_calc_accuracy_loader, my_calc_loss_batch" in capsys.readouterr().out
+    assert check_activity_3(crashes, untouched, toy_loader(), tiny_classifier(), "cpu") is False
+    assert "raised NameError" in capsys.readouterr().out
