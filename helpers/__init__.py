@@ -3,7 +3,7 @@
 Everything a notebook calls is importable from here directly, e.g. ``from helpers import SpamDataset``.
 One definition, one home: notebooks display this code with ``show_source`` instead of copying it.
 """
-from .activities import check_activity_1, check_activity_2, check_activity_3
+from .activities import check_activity_1, check_activity_2, check_activity_3, check_activity_4
 from .checkpoint import CheckpointError, load_classifier, save_classifier
 from .classifier import build_spam_classifier, classifier_parameter_counts, prepare_for_classification
 from .data import (
@@ -32,7 +32,9 @@ from .gpt import (
     text_to_token_ids,
     token_ids_to_text,
 )
+from .inference import classify_review, classify_texts
 from .metrics import confusion_matrix, precision_recall_f1, predict_loader
+from .performance import compare_fp32_int8, quantize_int8
 from .paths import PROJECT_ROOT, data_dir, display_path
 from .pipeline import LECTURE_SETTINGS, active_model_name, get_trained_classifier, train_spam_classifier
 from .plots import (
@@ -40,6 +42,7 @@ from .plots import (
     plot_class_counts,
     plot_confusion_matrix,
     plot_padded_batch,
+    plot_performance,
     plot_token_lengths,
     plot_values,
 )
@@ -63,3 +66,4 @@ from .weights import (
     set_seed,
     test_model_enabled,
 )
+from .widgets import spam_checker

@@ -224,3 +224,39 @@ def check_activity_3(my_calc_accuracy_loader, my_calc_loss_batch, data_loader, m
             fb.wrong(f"loss {loss.item():.4f}, expected {expected_loss.item():.4f}: "
                      "torch.nn.functional.cross_entropy(model(inputs)[:, -1, :], targets)")
     return fb.report()
+
+
+def check_activity_4(my_spam=..., my_ham=..., *, model, tokenizer, device, max_length):
+    """Activity 4 — test your own messages.
+
+    ``my_spam`` and ``my_ham`` are lists of messages you wrote to be spam and ham. The check
+    classifies each and reports where the model agrees with you, so you can look for patterns.
+    """
+    from .inference import classify_review
+
+    fb = _Feedback("Activity 4: test your own messages")
+    for name, messages, intended in (("my_spam", my_spam, 1), ("my_ham", my_ham, 0)):
+        if _untouched(messages):
+            fb.skip(name)
+            continue
+        if isinstance(messages, str) or not isinstance(messages, (list, tuple)) or not messages:
+            fb.wrong(f"{name} should be a non-empty list of messages, e.g. [\"WIN a free cruise! Reply YES\"]")
+            continue
+        agreed = 0
+        for message in messages:
+            try:
+                label, probabilities = classify_review(message, model, tokenizer, device, max_length)
+            except (TypeError, ValueError) as exc:
+                fb.wrong(f"{message!r}: {exc}")
+                continue
+            verdict = "spam" if label == 1 else "ham"
+            line = f"{message[:60]!r} → {verdict} (P(spam) = {probabilities[1]:.3f})"
+            if label == intended:
+                agreed += 1
+                fb.ok(line)
+            else:
+                fb.lines.append(f"  🤔 {line}: the model disagrees with you. Why might that be?")
+        fb.lines.append(f"     {name}: the model agreed on {agreed} of {len(messages)}")
+    if not fb.untouched and not any(line.lstrip().startswith("❌") for line in fb.lines):
+        fb.all_ok = True
+    return fb.report()

@@ -214,7 +214,8 @@ class SpamDataset(Dataset):
             raise ValueError(f"max_length must be a positive number of tokens, got {max_length}")
         self.tokenizer = tokenizer
         self.pad_token_id = pad_token_id
-        self.encoded_texts = [tokenizer.encode(text) for text in self.data["Text"]]
+        # disallowed_special=(): a message containing "<|endoftext|>" is plain text, not the special token
+        self.encoded_texts = [tokenizer.encode(text, disallowed_special=()) for text in self.data["Text"]]
         self.max_length = max(len(ids) for ids in self.encoded_texts) if max_length is None else max_length
         self.encoded_texts = [ids[: self.max_length] for ids in self.encoded_texts]
 

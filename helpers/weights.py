@@ -49,13 +49,11 @@ def test_model_enabled() -> bool:
     return os.environ.get(ENV_TEST_MODEL, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def print_test_model_banner():
+def print_test_model_banner(file=None):
     lines = [line.format(env=ENV_TEST_MODEL) for line in TEST_MODEL_NOTICE]
     width = max(map(len, lines)) + 4
-    print("╔" + "═" * width + "╗")
-    for line in lines:
-        print("║  " + line.ljust(width - 2) + "║")
-    print("╚" + "═" * width + "╝")
+    box = ["╔" + "═" * width + "╗", *("║  " + line.ljust(width - 2) + "║" for line in lines), "╚" + "═" * width + "╝"]
+    print("\n".join(box), file=file)
 
 
 def build_test_model(seed=123) -> GPTModel:

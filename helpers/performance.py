@@ -1,0 +1,103 @@
+"""Measuring a classifier for deployment: latency, throughput, memory, size, and int8 quantization.
+
+Every number is measured on the machine that runs it; nothing here is a fixed expectation.
+"""
+import copy
+import io
+import statistics
+import sys
+import time
+import warnings
+
+import torch
+
+from .inference import classify_review, classify_texts
+from .metrics import predict_loader
+
+
+def latency_ms(model, tokenizer, device, texts, max_length, repeats=3):
+    """Median and 95th-percentile time to classify one message (batch of 1), in milliseconds."""
+    classify_review(texts[0], model, tokenizer, device, max_length)  # warm-up
+    times = []
+    for _ in range(repeats):
+        for text in texts:
+            start = time.perf_counter()
+            classify_review(text, model, tokenizer, device, max_length)
+            times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    return {"median_ms": statistics.median(times), "p95_ms": times[min(len(times) - 1, int(0.95 * len(times)))]}
+
+
+def throughput(model, tokenizer, device, texts, max_length, batch_sizes=(1, 8, 32)):
+    """Messages classified per second at each batch size."""
+    results = {}
+    for batch_size in batch_sizes:
+        classify_texts(texts[:batch_size], model, tokenizer, device, max_length, batch_size)  # warm-up
+        start = time.perf_counter()
+        classify_texts(texts, model, tokenizer, device, max_length, batch_size)
+        results[batch_size] = len(texts) / (time.perf_counter() - start)
+    return results
+
+
+def serialized_size_mb(model):
+    """Size of the model's weights when saved (what a deployment ships), in MB."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getbuffer().nbytes / 1e6
+
+
+def peak_memory_mb():
+    """This process's peak resident memory so far, in MB (None where the OS does not say)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1e6 if sys.platform == "darwin" else peak / 1e3  # bytes on macOS, KiB on Linux
+
+
+def quantize_int8(model):
+    """A copy of ``model`` whose Linear layers use dynamic int8 quantization (CPU only).
+
+    Weights are stored as 8-bit integers; activations are quantized on the fly, per batch.
+    Embeddings and LayerNorms stay in float32.
+    """
+    try:
+        from torch.ao.quantization import quantize_dynamic
+    except ImportError as exc:
+        raise RuntimeError("this PyTorch no longer ships torch.ao.quantization.quantize_dynamic; "
+                           "use PyTorch ≤ 2.13 for this comparison, or the torchao package") from exc
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization announces its move to torchao
+        return quantize_dynamic(copy.deepcopy(model).cpu().eval(), {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def prediction_agreement(model_a, model_b, data_loader, device_a, device_b="cpu"):
+    """Share of messages on which two models predict the same class, and each one's accuracy."""
+    labels, pred_a, _ = predict_loader(data_loader, model_a, device_a)
+    _, pred_b, _ = predict_loader(data_loader, model_b, device_b)
+    return {"agreement": (pred_a == pred_b).float().mean().item(),
+            "accuracy_a": (pred_a == labels).float().mean().item(),
+            "accuracy_b": (pred_b == labels).float().mean().item()}
+
+
+def compare_fp32_int8(model, tokenizer, texts, max_length, data_loader, batch_sizes=(1, 8, 32)):
+    """Measure the float32 model and its int8-quantized copy on the CPU; returns a table (DataFrame)."""
+    import pandas as pd
+
+    fp32 = copy.deepcopy(model).cpu().eval()
+    int8 = quantize_int8(fp32)
+    rows = {}
+    for name, candidate in (("float32", fp32), ("int8 (dynamic)", int8)):
+        row = {"size on disk (MB)": serialized_size_mb(candidate)}
+        row |= {f"latency {k.split('_')[0]} (ms)": v
+                for k, v in latency_ms(candidate, tokenizer, "cpu", texts[:20], max_length).items()}
+        row |= {f"msgs/s @ batch {b}": v for b, v in throughput(candidate, tokenizer, "cpu", texts, max_length,
+                                                                 batch_sizes).items()}
+        row["peak memory so far (MB)"] = peak_memory_mb()
+        rows[name] = row
+    agreement = prediction_agreement(fp32, int8, data_loader, "cpu")
+    rows["float32"]["test accuracy"] = agreement["accuracy_a"]
+    rows["int8 (dynamic)"]["test accuracy"] = agreement["accuracy_b"]
+    rows["int8 (dynamic)"]["agreement with float32"] = agreement["agreement"]
+    return pd.DataFrame(rows).T
