@@ -21,6 +21,7 @@ from .data import (
     random_split,
 )
 from .download import DownloadError
+from .fast import CachedTop, FastEngineError, TrunkCache, train_classifier_fast
 from .gpt import (
     BASE_CONFIG,
     GPTModel,
