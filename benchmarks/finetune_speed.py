@@ -39,17 +39,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from helpers import (  # noqa: E402
     GPTModel,
-    calc_loss_batch,
-    calc_loss_loader,
     get_model_config,
     get_spam_dataloaders,
     prepare_for_classification,
 )
 from helpers.fast import CachedTop, TrunkCache  # noqa: E402
+from helpers.performance import project_training_seconds, seconds_per_eval_batch, seconds_per_step  # noqa: E402
 
-EPOCHS, STEPS_PER_EPOCH, EVAL_FREQ, EVAL_ITER = 5, 130, 50, 5
-TRAIN_STEPS = EPOCHS * STEPS_PER_EPOCH
-EVAL_BATCHES = (len(range(0, TRAIN_STEPS, EVAL_FREQ)) + EPOCHS) * 2 * EVAL_ITER  # loss evals + accuracy evals
+EPOCHS, EVAL_ITER = 5, 5
 
 
 class PeakMemory:
@@ -85,27 +82,6 @@ def fresh_loaders():
     return get_spam_dataloaders(seed=123)
 
 
-def run_steps(model, train_loader, optimizer, steps):
-    """The lecture loop's step body (zero_grad, loss, backward, step) for ``steps`` batches; seconds per step."""
-    model.train()
-    batches = iter(train_loader)
-    start = time.perf_counter()
-    for _ in range(steps):
-        input_batch, target_batch = next(batches)
-        optimizer.zero_grad()
-        calc_loss_batch(input_batch, target_batch, model, "cpu").backward()
-        optimizer.step()
-    return (time.perf_counter() - start) / steps
-
-
-def eval_seconds_per_batch(model, loader, batches=3):
-    model.eval()
-    start = time.perf_counter()
-    with torch.no_grad():
-        calc_loss_loader(loader, model, "cpu", num_batches=batches)
-    return (time.perf_counter() - start) / batches
-
-
 def optimizer_for(model, implementation):
     options = {"fused": True} if implementation == "fused" else {}
     return torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.1, **options)
@@ -132,8 +108,8 @@ def main():
     # ---- the lecture loop
     lecture = copy.deepcopy(base)
     with PeakMemory() as memory:
-        step = run_steps(lecture, fresh_loaders()[0], optimizer_for(lecture, args.optimizer), args.steps)
-        evaluation = eval_seconds_per_batch(lecture, val_loader)
+        step = seconds_per_step(lecture, fresh_loaders()[0], optimizer_for(lecture, args.optimizer), args.steps)
+        evaluation = seconds_per_eval_batch(lecture, val_loader)
     results["lecture"] = {"one_time": 0.0, "step": step, "eval": evaluation, "peak_mb": memory.peak}
 
     # ---- exact mode: cache only the messages these steps and evaluations read, cost per message
@@ -146,8 +122,8 @@ def main():
         cache.add(needed, progress=True)
         per_message = (time.perf_counter() - start) / len(cache)
         view = CachedTop(exact, cache)
-        step = run_steps(view, fresh_loaders()[0], optimizer_for(exact, args.optimizer), args.steps)
-        evaluation = eval_seconds_per_batch(view, val_loader)
+        step = seconds_per_step(view, fresh_loaders()[0], optimizer_for(exact, args.optimizer), args.steps)
+        evaluation = seconds_per_eval_batch(view, val_loader)
     full_cache_mb = n_messages * cache.activations[0].numel() * 4 / 1e6
     results["exact"] = {"one_time": per_message * n_messages, "step": step, "eval": evaluation, "peak_mb": memory.peak}
     max_abs_diff = max((a - b).abs().max().item() for a, b in zip(lecture.parameters(), exact.parameters()))
@@ -160,15 +136,15 @@ def main():
         cache.add(read_by_the_loop, progress=True)
         one_time = time.perf_counter() - start
         view = CachedTop(flexible, cache)
-        step = run_steps(view, fresh_loaders()[0], optimizer_for(flexible, args.optimizer), args.steps)
-        evaluation = eval_seconds_per_batch(view, val_loader)
+        step = seconds_per_step(view, fresh_loaders()[0], optimizer_for(flexible, args.optimizer), args.steps)
+        evaluation = seconds_per_eval_batch(view, val_loader)
     results["flexible"] = {"one_time": one_time, "step": step, "eval": evaluation, "peak_mb": memory.peak}
 
     print(f"\n{'mode':<10}{'trunk pass':>12}{'s/step':>9}{'s/eval batch':>14}{'per epoch':>11}"
           f"{'5 epochs (projected)':>22}{'peak RSS':>11}")
     totals = {}
     for mode, r in results.items():
-        loop = TRAIN_STEPS * r["step"] + EVAL_BATCHES * r["eval"]
+        loop = project_training_seconds(r["step"], r["eval"], steps_per_epoch=len(train_loader))
         totals[mode] = r["one_time"] + loop
         print(f"{mode:<10}{r['one_time']:>10.1f} s{r['step']:>9.3f}{r['eval']:>14.3f}{loop / EPOCHS:>9.1f} s"
               f"{totals[mode] / 60:>18.1f} min{r['peak_mb']:>8.0f} MB")

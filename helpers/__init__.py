@@ -21,7 +21,8 @@ from .data import (
     random_split,
 )
 from .download import DownloadError
-from .fast import CachedTop, FastEngineError, TrunkCache, train_classifier_fast
+from .fast import CachedTop, FastEngineError, TrunkCache, train_classifier_fast, use_trunk_cache
+from .instructor import PrepareError, prepare, prepared_performance, prepared_seconds, replay_prepared_run
 from .gpt import (
     BASE_CONFIG,
     GPTModel,
@@ -36,7 +37,7 @@ from .gpt import (
 from .inference import classify_review, classify_texts
 from .metrics import confusion_matrix, precision_recall_f1, predict_loader
 from .performance import compare_fp32_int8, quantize_int8
-from .paths import PROJECT_ROOT, data_dir, display_path
+from .paths import PROJECT_ROOT, data_dir, display_path, instructor_mode
 from .pipeline import LECTURE_SETTINGS, active_model_name, get_trained_classifier, train_spam_classifier
 from .plots import (
     plot_causal_mask,

@@ -14,6 +14,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
 from .download import atomic_write_bytes
+from .classifier import unfreeze_top
 from .gpt import GPTModel
 from .paths import data_dir
 
@@ -48,6 +49,7 @@ def save_classifier(model, folder, *, max_length, pad_token_id=50256, pooling="l
         "max_length": int(max_length),
         "pad_token_id": int(pad_token_id),
         "pooling": pooling,
+        "trainable_blocks": sum(any(p.requires_grad for p in block.parameters()) for block in model.trf_blocks),
         **(extra or {}),
     }
     fd, tmp = tempfile.mkstemp(prefix=".model.", suffix=".part", dir=folder)
@@ -97,6 +99,11 @@ def load_classifier(folder, expected_model_name=None, device="cpu"):
     if missing or unexpected:
         raise CheckpointError(f"{folder / WEIGHTS_FILE} does not fit its recipe (missing {missing[:3]}, "
                               f"unexpected {unexpected[:3]}); delete the folder and train again.")
+    for param in model.parameters():  # frozen as the surgery left it: only the top trains
+        param.requires_grad = False
+    for param in model.out_head.parameters():
+        param.requires_grad = True
+    unfreeze_top(model, recipe.get("trainable_blocks", 1))
     model.is_test_model = recipe["model_name"] == "test-model"
     model.model_size = None if model.is_test_model else recipe["model_name"]
     return model.to(device).eval(), recipe

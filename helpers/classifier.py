@@ -3,6 +3,7 @@ import torch
 import torch.nn as nn
 
 from .gpt import GPTModel, count_parameters, get_model_config
+from .paths import instructor_mode
 from .weights import download_and_load_gpt2, get_device
 
 
@@ -17,6 +18,11 @@ def prepare_for_classification(model: GPTModel, num_classes=2, trainable_blocks=
     torch.manual_seed(seed)
     head = nn.Linear(in_features=model.cfg["emb_dim"], out_features=num_classes)
     model.out_head = head.to(model.tok_emb.weight.device)  # a new module: trainable by default
+    return unfreeze_top(model, trainable_blocks)
+
+
+def unfreeze_top(model, trainable_blocks=1):
+    """Make the last ``trainable_blocks`` transformer blocks and the final LayerNorm trainable."""
     for block in model.trf_blocks[len(model.trf_blocks) - trainable_blocks:]:
         for param in block.parameters():
             param.requires_grad = True
@@ -40,7 +46,15 @@ def classifier_parameter_counts(model_size="gpt2-small (124M)", num_classes=2) -
 
 
 def build_spam_classifier(model_size="gpt2-small (124M)", device=None, num_classes=2) -> GPTModel:
-    """Pretrained GPT-2 (or the announced test model) with notebook 3's surgery applied, on ``device``."""
+    """Pretrained GPT-2 (or the announced test model) with notebook 3's surgery applied, on ``device``.
+
+    In instructor mode it reads its frozen trunk from the prepared cache (same results, faster).
+    """
     model = download_and_load_gpt2(model_size)
     prepare_for_classification(model, num_classes)
-    return model.to(device or get_device())
+    model = model.to(device or get_device())
+    if instructor_mode():
+        from .fast import attach_prepared_trunk_cache
+
+        attach_prepared_trunk_cache(model)
+    return model

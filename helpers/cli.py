@@ -1,7 +1,10 @@
-"""Command line: ``python -m helpers classify "message" …`` (or one message per line on stdin).
+"""Command line.
 
-Prints one line per message: ``label<TAB>P(spam)<TAB>message``. Exit status 0 on success,
-2 for bad input or a missing checkpoint (with the reason on stderr).
+* ``python -m helpers classify "message" …`` (or one message per line on stdin) prints one line per
+  message: ``label<TAB>P(spam)<TAB>message``.
+* ``python -m helpers prepare [--size …] [--from FOLDER]`` prepares everything for class.
+
+Exit status 0 on success, 2 for bad input or anything missing (with the reason on stderr).
 """
 import argparse
 import sys
@@ -59,5 +62,18 @@ def main(argv=None) -> int:
                                    description="Prints label<TAB>P(spam)<TAB>message for each message.")
     classify.add_argument("messages", nargs="*", help="messages to classify (none: read one per line from stdin)")
     classify.add_argument("--checkpoint", help="checkpoint folder (default: notebook 4's, in data/checkpoints/)")
+    prepare = commands.add_parser("prepare", help="prepare everything for class (downloads, caches, training)",
+                                  description="Fetch or copy and verify the dataset and GPT-2 weights, write the "
+                                              "splits, cache the frozen trunk, train, measure, and time every "
+                                              "notebook in instructor mode. Running it again skips what is done.")
+    prepare.add_argument("--size", default="gpt2-small (124M)", help='GPT-2 size (default "gpt2-small (124M)")')
+    prepare.add_argument("--from", dest="source", help="a folder (e.g. a USB stick) holding sms_spam_collection.zip "
+                                                       "and gpt2/model.safetensors, to copy instead of downloading")
+    prepare.add_argument("--no-timing", action="store_true", help="skip running the notebooks to time them")
+    prepare.add_argument("--retime", action="store_true", help="time the notebooks again")
     args = parser.parse_args(argv)
+    if args.command == "prepare":
+        from .instructor import main_prepare
+
+        return main_prepare(args)
     return classify_command(args)

@@ -197,9 +197,10 @@ class SpamDataset(Dataset):
 
     ``max_length=None`` uses the longest message of this file (120 tokens for ``train.csv``);
     longer messages are truncated and shorter ones padded with ``pad_token_id`` (``<|endoftext|>``).
+    Labels must be ``0 … num_classes - 1`` (ham 0, spam 1 for the lecture's two classes).
     """
 
-    def __init__(self, csv_file, tokenizer, max_length=None, pad_token_id=50256):
+    def __init__(self, csv_file, tokenizer, max_length=None, pad_token_id=50256, num_classes=2):
         csv_file = Path(csv_file)
         if not csv_file.is_file():
             raise FileNotFoundError(f"{csv_file} does not exist; run prepare_spam_splits() (notebook 1) to write it.")
@@ -207,7 +208,7 @@ class SpamDataset(Dataset):
             self.data = pd.read_csv(csv_file)
         except pd.errors.EmptyDataError as exc:
             raise ValueError(f"{csv_file} is empty; run prepare_spam_splits() to rebuild it.") from exc
-        _check_labels(self.data, (0, 1))
+        _check_labels(self.data, tuple(range(num_classes)))
         if self.data["Text"].isna().any():
             raise ValueError(f"{csv_file} has rows without text: {self.data.index[self.data['Text'].isna()].tolist()[:5]}")
         if max_length is not None and max_length < 1:

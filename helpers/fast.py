@@ -31,6 +31,7 @@ import torch.nn as nn
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from .gpt import GPTModel
 from .training import train_classifier_simple
 
 MODES = ("exact", "flexible")
@@ -141,10 +142,17 @@ class TrunkCache:
         check_fast_engine_applicable(model)
         self.model, self.mode, self.pad_token_id = model, mode, pad_token_id
         self.index, self.activations = {}, []  # token-id bytes -> position in self.activations
-        self._blocks = fast_trunk_blocks(model)
+        self._blocks = None  # the oneDNN copy of the trunk, made on the first trunk pass
 
     def __len__(self):
         return len(self.activations)
+
+    @classmethod
+    def prepared(cls, model, mode="exact"):
+        """A cache filled from ``data/trunk_cache`` when ``python -m helpers prepare`` built one for this trunk."""
+        cache = cls(model, mode)
+        cache.load(trunk_cache_dir())
+        return cache
 
     def _length(self, rows):
         return (rows != self.pad_token_id).sum(dim=1) if self.mode == "flexible" else torch.full((len(rows),), rows.shape[1])
@@ -159,6 +167,8 @@ class TrunkCache:
         order = torch.argsort(lengths, stable=True)
         device = self.model.tok_emb.weight.device
         self.model.eval()
+        if self._blocks is None:
+            self._blocks = fast_trunk_blocks(self.model) or list(self.model.trf_blocks[:-1])
         batches = range(0, len(rows), batch_size)
         for start in tqdm(batches, desc=f"Caching the frozen trunk ({self.mode})", unit="batch", disable=not progress):
             chunk = order[start:start + batch_size]
@@ -221,6 +231,12 @@ def _trunk_fingerprint(model, mode):
     return digest.hexdigest()
 
 
+def top_logits(model, cache, input_ids):
+    """The classifier's logits at the read position, ``[batch, 1, classes]``, from cached trunk activations."""
+    x, positions = cache.lookup(input_ids, model.out_head.weight.device)
+    return model.out_head(model.final_norm(last_block_at(model.trf_blocks[-1], x, positions)))
+
+
 class CachedTop(nn.Module):
     """Stands in for the classifier: token ids → logits ``[batch, 1, classes]`` from cached trunk activations."""
 
@@ -230,8 +246,32 @@ class CachedTop(nn.Module):
         self.model, self.cache = model, cache
 
     def forward(self, input_ids):
-        x, positions = self.cache.lookup(input_ids, self.model.out_head.weight.device)
-        return self.model.out_head(self.model.final_norm(last_block_at(self.model.trf_blocks[-1], x, positions)))
+        return top_logits(self.model, self.cache, input_ids)
+
+
+class CachedTrunkClassifier(GPTModel):
+    """A classifier whose forward pass takes the frozen trunk from a cache (see :func:`use_trunk_cache`).
+
+    It returns only the read position's logits, ``[batch, 1, classes]``: everything that reads
+    ``model(x)[:, -1, :]`` (accuracy, loss, predictions, ``classify_review``) gives the same
+    numbers as the full model, many times faster. Weights, ``state_dict`` and checkpoints are unchanged.
+    If the trunk stops being frozen (more layers unfrozen, LoRA added), it computes everything live.
+    """
+
+    def forward(self, in_idx):
+        try:  # checked on every call: a trunk made trainable (or given LoRA) since must be computed live
+            check_fast_engine_applicable(self)
+        except FastEngineError:
+            return GPTModel.forward(self, in_idx)
+        return top_logits(self, self.trunk_cache, in_idx)
+
+
+def use_trunk_cache(model, cache):
+    """Turn ``model`` (a classifier whose trunk matches ``cache``) into a :class:`CachedTrunkClassifier`."""
+    check_fast_engine_applicable(model)
+    model.__class__ = CachedTrunkClassifier
+    model.trunk_cache = cache
+    return model
 
 
 def train_classifier_fast(model, train_loader, val_loader, optimizer, device, num_epochs, eval_freq, eval_iter,
@@ -260,3 +300,28 @@ def train_classifier_fast(model, train_loader, val_loader, optimizer, device, nu
     print(f"Trunk cache: {len(cache)} training messages in {time.time() - start:.1f} s.")
     return train_classifier_simple(CachedTop(model, cache), train_loader, val_loader, optimizer, device,
                                    num_epochs, eval_freq, eval_iter, max_steps=max_steps)
+
+
+def trunk_cache_dir() -> Path:
+    """Where prepared trunk caches live (``data/trunk_cache``)."""
+    from .paths import data_dir
+
+    return data_dir() / "trunk_cache"
+
+
+_LOADED = {}  # prepared cache files already in memory: the trunk is the same for every classifier
+
+
+def attach_prepared_trunk_cache(model):
+    """Instructor mode: let ``model`` read its frozen trunk from the prepared cache, if there is one."""
+    cache = TrunkCache(model, "exact")
+    path = cache.file_for(trunk_cache_dir())
+    if path not in _LOADED:
+        if not cache.load(trunk_cache_dir()):
+            print("Instructor mode: no prepared trunk cache for this model (run `python -m helpers prepare`); "
+                  "computing everything live.")
+            return model
+        _LOADED[path] = cache
+    print("Instructor mode: this classifier reads its frozen trunk from the prepared cache "
+          "(same results, many times faster).")
+    return use_trunk_cache(model, _LOADED[path])

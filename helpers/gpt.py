@@ -5,7 +5,6 @@ embeddings, tanh-approximated GELU and an output head tied to the token embeddin
 """
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 BASE_CONFIG = {
     "vocab_size": 50257,     # GPT-2's BPE vocabulary

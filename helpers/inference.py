@@ -58,9 +58,12 @@ def classify_texts(texts, model, tokenizer, device, max_length=None, batch_size=
         chunk = encoded[start:start + batch_size]
         width = limit if max_length else max(len(ids) for ids in chunk)
         batch = torch.tensor([ids + [END_OF_TEXT_ID] * (width - len(ids)) for ids in chunk], dtype=torch.long)
-        read_at = torch.tensor([width - 1 if max_length else len(ids) - 1 for ids in chunk])
         with torch.no_grad():
-            logits = model(batch.to(device))[torch.arange(len(chunk)), read_at.to(device)]
+            outputs = model(batch.to(device))
+            if max_length:  # every message is read at the last position, as in training
+                logits = outputs[:, -1, :]
+            else:  # each message at its own last token
+                logits = outputs[torch.arange(len(chunk)), torch.tensor([len(ids) - 1 for ids in chunk])]
         probabilities.append(torch.softmax(logits, dim=-1).cpu())
         labels.append(logits.argmax(dim=-1).cpu())
     if not encoded:

@@ -14,6 +14,7 @@ ENV_SMS_ZIP = "WORKBOOK_SMS_ZIP"          # a pre-staged copy of the SMS Spam Co
 ENV_GPT2_DIR = "WORKBOOK_GPT2_DIR"        # a folder of pre-staged GPT-2 weights
 ENV_TEST_MODEL = "WORKBOOK_TEST_MODEL"    # "1": use the tiny random test model (CI, offline practice)
 ENV_MAX_STEPS = "WORKBOOK_MAX_STEPS"      # cap on training steps in the notebooks (CI keeps them fast)
+ENV_INSTRUCTOR = "WORKBOOK_INSTRUCTOR"    # "1": replay the runs prepared by `python -m helpers prepare`
 
 
 def data_dir() -> Path:
@@ -30,3 +31,13 @@ def display_path(path) -> str:
         return str(path.relative_to(PROJECT_ROOT))
     except ValueError:
         return str(path)
+
+
+def env_flag(name) -> bool:
+    """True when the environment variable ``name`` is set to 1 / true / yes / on."""
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def instructor_mode() -> bool:
+    """Instructor mode (``WORKBOOK_INSTRUCTOR=1``): notebooks replay the prepared runs."""
+    return env_flag(ENV_INSTRUCTOR)

@@ -13,6 +13,8 @@ import torch
 
 from .inference import classify_review, classify_texts
 from .metrics import predict_loader
+from .pipeline import LECTURE_SETTINGS
+from .training import calc_loss_batch, calc_loss_loader
 
 
 def latency_ms(model, tokenizer, device, texts, max_length, repeats=3):
@@ -101,3 +103,34 @@ def compare_fp32_int8(model, tokenizer, texts, max_length, data_loader, batch_si
     rows["int8 (dynamic)"]["test accuracy"] = agreement["accuracy_b"]
     rows["int8 (dynamic)"]["agreement with float32"] = agreement["agreement"]
     return pd.DataFrame(rows).T
+
+
+# --------------------------------------------------------------------------- training speed
+def seconds_per_step(model, train_loader, optimizer, steps, device="cpu"):
+    """Time the lecture loop's step (zero_grad, loss, backward, update) over ``steps`` batches."""
+    model.train()
+    batches = iter(train_loader)
+    start = time.perf_counter()
+    for _ in range(steps):
+        input_batch, target_batch = next(batches)
+        optimizer.zero_grad()
+        calc_loss_batch(input_batch, target_batch, model, device).backward()
+        optimizer.step()
+    return (time.perf_counter() - start) / steps
+
+
+def seconds_per_eval_batch(model, loader, batches=3, device="cpu"):
+    """Time the loss of one evaluation batch (no gradients), averaged over ``batches``."""
+    model.eval()
+    start = time.perf_counter()
+    with torch.no_grad():
+        calc_loss_loader(loader, model, device, num_batches=batches)
+    return (time.perf_counter() - start) / batches
+
+
+def project_training_seconds(step_seconds, eval_batch_seconds, one_time_seconds=0.0, steps_per_epoch=130,
+                             settings=LECTURE_SETTINGS):
+    """Seconds for the lecture's whole run: all steps, every periodic evaluation, every epoch's accuracy."""
+    steps = settings["num_epochs"] * steps_per_epoch
+    evaluations = len(range(0, steps, settings["eval_freq"])) + settings["num_epochs"]
+    return one_time_seconds + steps * step_seconds + evaluations * 2 * settings["eval_iter"] * eval_batch_seconds

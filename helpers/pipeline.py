@@ -6,7 +6,8 @@ import torch
 from .checkpoint import CheckpointError, default_checkpoint_dir, load_classifier, save_classifier
 from .classifier import build_spam_classifier
 from .data import get_spam_dataloaders
-from .fast import train_classifier_fast
+from .fast import attach_prepared_trunk_cache, train_classifier_fast
+from .paths import display_path, instructor_mode
 from .training import max_steps_from_env, train_classifier_simple
 from .weights import get_device, print_test_model_banner, test_model_enabled
 
@@ -61,7 +62,9 @@ def get_trained_classifier(model_size=DEFAULT_MODEL, device=None, retrain=False)
             model, recipe = load_classifier(folder, expected_model_name=name, device=device)
             if model.is_test_model:
                 print_test_model_banner()
-            print(f"Loaded the fine-tuned classifier from {folder.relative_to(folder.parents[2])}.")
+            print(f"Loaded the fine-tuned classifier from {display_path(folder)}.")
+            if instructor_mode():
+                attach_prepared_trunk_cache(model)
             return model, recipe
         except CheckpointError as exc:
             print(f"{exc}\nTraining one now with the fast engine (the lecture's result; this happens once, "

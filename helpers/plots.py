@@ -149,3 +149,33 @@ def plot_performance(table, save_path=None):
     for ax in axes:
         ax.spines[["top", "right"]].set_visible(False)
     return _finish(fig, save_path)
+
+
+def _human(number):
+    """3.32M, 50.2k, 7.13, 0.071: short labels for numbers that span many orders of magnitude."""
+    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(number) >= limit:
+            return f"{number / limit:.3g}{suffix}"
+    return f"{number:.3g}"
+
+
+def plot_strategies(table, save_path=None):
+    """Test accuracy, training time and trainable parameters of each fine-tuning strategy (log scales)."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 0.45 * len(table) + 1.6), sharey=True)
+    names = list(table.index)
+    is_baseline = ["bag of words" in name for name in names]
+    colors = [SPAM_COLOR if baseline else HAM_COLOR for baseline in is_baseline]
+    columns = (("test accuracy", "Test accuracy", False), ("training time (s)", "Training time (s)", True),
+               ("trainable parameters", "Trainable parameters", True))
+    for ax, (column, title, log) in zip(axes, columns):
+        values = table[column].astype(float)
+        bars = ax.barh(names, values, color=colors)
+        ax.bar_label(bars, fmt="{:.1%}" if column == "test accuracy" else _human, padding=3, fontsize=8)
+        if log:
+            ax.set_xscale("log")
+        else:
+            ax.set_xlim(0, 1.15)
+        ax.set_title(title)
+        ax.spines[["top", "right"]].set_visible(False)
+    axes[0].invert_yaxis()
+    return _finish(fig, save_path)

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from .download import DownloadError, download_file
 from .gpt import GPTModel, get_model_config
-from .paths import ENV_GPT2_DIR, ENV_TEST_MODEL, data_dir, display_path
+from .paths import ENV_GPT2_DIR, ENV_TEST_MODEL, data_dir, display_path, env_flag
 
 HF_REPOS = {
     "gpt2-small (124M)": "gpt2",
@@ -46,7 +46,7 @@ class WeightsError(RuntimeError):
 
 
 def test_model_enabled() -> bool:
-    return os.environ.get(ENV_TEST_MODEL, "").strip().lower() in {"1", "true", "yes", "on"}
+    return env_flag(ENV_TEST_MODEL)
 
 
 def print_test_model_banner(file=None):

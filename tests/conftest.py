@@ -1,6 +1,5 @@
 import http.server
 import os
-import shutil
 import threading
 from pathlib import Path
 

@@ -169,3 +169,20 @@ def test_trunk_of_padded_and_unpadded_message_agree():
     ids = torch.randint(0, 50000, (1, 9))
     padded = torch.cat([ids, torch.full((1, 6), 50256)], dim=1)
     assert torch.allclose(trunk_forward(model, ids)[0], trunk_forward(model, padded)[0, :9], atol=1e-12)
+
+
+def test_cached_trunk_classifier_computes_live_once_the_trunk_trains():
+    from helpers import use_trunk_cache
+    from helpers.lora import apply_lora
+
+    model = classifier(torch.float32)
+    reference = classifier(torch.float32)
+    _, _, test_loader = toy_loaders()
+    inputs = next(iter(test_loader))[0]
+    cached = use_trunk_cache(model, TrunkCache(model, "exact"))
+    with torch.no_grad():
+        assert cached(inputs).shape == (8, 1, 2)  # only the read position, from the cache
+        assert torch.allclose(cached(inputs)[:, -1], reference(inputs)[:, -1], atol=1e-5)
+        apply_lora(cached)  # the trunk now has trainable LoRA matrices: computed live, full shape
+        assert cached(inputs).shape == (8, inputs.shape[1], 2)
+        assert torch.allclose(cached(inputs)[:, -1], reference(inputs)[:, -1], atol=1e-5)

@@ -1,0 +1,310 @@
+"""Classroom preparation and instructor mode.
+
+``python -m helpers prepare`` does, once and before class, everything slow: fetching (or copying
+from a USB stick) and verifying the dataset and GPT-2's weights, writing the splits, running the
+frozen trunk over every message, training the classifier (exact and flexible modes), and
+measuring deployment performance. Running it again skips whatever is already done.
+
+With ``WORKBOOK_INSTRUCTOR=1`` the notebooks then *replay* the prepared runs instead of training
+live, and evaluate through the prepared trunk cache, so each runs top to bottom in seconds.
+"""
+import contextlib
+import io
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .checkpoint import default_checkpoint_dir, load_classifier, save_classifier
+from .data import SMS_SPAM_URLS, DatasetError, download_sms_spam_dataset, get_spam_dataloaders, prepare_spam_splits
+from .download import atomic_copy
+from .gpt import GPTModel, get_model_config
+from .fast import trunk_cache_dir
+from .paths import ENV_INSTRUCTOR, PROJECT_ROOT, data_dir, display_path
+from .pipeline import DEFAULT_MODEL, LECTURE_SETTINGS, active_model_name
+from .weights import HF_MODEL_PAGE, HF_REPOS, WeightsError, gpt2_weights_path, load_weights_into_gpt, test_model_enabled
+
+RUNS = ("exact", "flexible")
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+
+
+class PrepareError(RuntimeError):
+    """Something needed is missing or corrupted; the message lists what to fetch and where to put it."""
+
+
+def prepared_dir(model_size=DEFAULT_MODEL) -> Path:
+    return data_dir() / "prepared" / default_checkpoint_dir(active_model_name(model_size)).name
+
+
+def run_checkpoint(name, model_size=DEFAULT_MODEL) -> Path:
+    """Where a prepared run's classifier lives: exact mode's is notebook 4's own checkpoint."""
+    if name == "exact":
+        return default_checkpoint_dir(active_model_name(model_size))
+    return prepared_dir(model_size) / name
+
+
+# --------------------------------------------------------------------------- replay
+def _record_path(name, model_size=DEFAULT_MODEL):
+    return prepared_dir(model_size) / "runs" / f"{name}.json"
+
+
+def read_prepared(name, model_size=DEFAULT_MODEL) -> dict:
+    path = _record_path(name, model_size)
+    if not path.is_file():
+        raise PrepareError(f"instructor mode needs the prepared {name!r} run, and {display_path(path)} is missing: "
+                           f"run `python -m helpers prepare` first, or set {ENV_INSTRUCTOR}=0 to train live.")
+    return json.loads(path.read_text())
+
+
+def replay_prepared_run(name, model, model_size=DEFAULT_MODEL):
+    """Print the prepared run's log, load its trained weights into ``model``; returns its five tracking lists."""
+    record = read_prepared(name, model_size)
+    print(f"▶ Instructor mode: replaying the {name!r} run prepared on {record['date']} "
+          f"({record['seconds']:.0f} s then). Set {ENV_INSTRUCTOR}=0 to train live.\n")
+    print("\n".join(record["log"]))
+    trained, _ = load_classifier(run_checkpoint(name, model_size), expected_model_name=active_model_name(model_size))
+    model.load_state_dict(trained.state_dict())
+    return tuple(record["curves"])
+
+
+def prepared_seconds(name, model_size=DEFAULT_MODEL) -> float:
+    """The prepared run's training time; for ``"lecture"``, the lecture loop's projected time."""
+    if name == "lecture":
+        return read_prepared("exact", model_size)["lecture_seconds_projected"]
+    return read_prepared(name, model_size)["seconds"]
+
+
+def prepared_performance(model_size=DEFAULT_MODEL):
+    import pandas as pd
+
+    path = prepared_dir(model_size) / "performance.csv"
+    if not path.is_file():
+        raise PrepareError(f"{display_path(path)} is missing: run `python -m helpers prepare` first.")
+    print(f"▶ Instructor mode: the measurements taken during preparation ({display_path(path)}).")
+    return pd.read_csv(path, index_col=0)
+
+
+# --------------------------------------------------------------------------- preparation steps
+def _staged_dataset(source):
+    for name in ("sms_spam_collection.zip", "sms+spam+collection.zip", "smsspamcollection.zip", "SMSSpamCollection"):
+        if (Path(source) / name).is_file():
+            return Path(source) / name
+    return None
+
+
+def _staged_weights(source, repo):
+    for candidate in (Path(source) / repo / "model.safetensors", Path(source) / f"{repo}.safetensors"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _verify_weights(path, model_size):
+    marker = path.with_name(path.name + ".verified.json")
+    stamp = {"size": path.stat().st_size, "mtime_ns": path.stat().st_mtime_ns}
+    if marker.is_file() and json.loads(marker.read_text()) == stamp:
+        return
+    with torch.device("meta"):
+        meta = GPTModel(get_model_config(model_size))
+    model = meta.to_empty(device="cpu")
+    load_weights_into_gpt(model, path)  # raises WeightsError naming the file and tensor
+    marker.write_text(json.dumps(stamp))
+
+
+def _fetch_inputs(model_size, source):
+    """Dataset and weights in place and verified; otherwise one PrepareError listing what to do."""
+    problems = []
+    try:
+        staged = _staged_dataset(source) if source else None
+        path = download_sms_spam_dataset(local_copy=staged)
+        print(f"  ✓ dataset: {display_path(path)} (sha256 verified)")
+    except DatasetError as exc:
+        problems.append(f"• the SMS Spam Collection: download {SMS_SPAM_URLS[0]} and put it at "
+                        f"{display_path(data_dir() / 'sms_spam_collection.zip')}"
+                        + (f" or in {source}" if source else "") + f"\n  ({str(exc).splitlines()[0]})")
+    if test_model_enabled():
+        print("  ✓ weights: none needed, the tiny random TEST MODEL is selected (WORKBOOK_TEST_MODEL=1)")
+    else:
+        repo = HF_REPOS[model_size]
+        target = data_dir() / "gpt2" / repo / "model.safetensors"
+        try:
+            staged = _staged_weights(source, repo) if source else None
+            if staged is not None and not target.is_file():
+                _verify_weights(staged, model_size)
+                atomic_copy(staged, target)
+            path = gpt2_weights_path(model_size)
+            _verify_weights(path, model_size)
+            print(f"  ✓ weights: {display_path(path)} (every tensor present with the right shape)")
+        except WeightsError as exc:
+            problems.append(f"• GPT-2 {model_size}: download model.safetensors from {HF_MODEL_PAGE.format(repo=repo)} "
+                            f"and put it at {display_path(target)}" + (f" or at {source}/{repo}/model.safetensors"
+                                                                       if source else "")
+                            + f"\n  ({str(exc).splitlines()[0]})")
+    if problems:
+        raise PrepareError("Not everything the lecture needs is here. Fetch these on a machine with network "
+                           "access, then run this command again:\n" + "\n".join(problems))
+
+
+def _build_caches(model_size):
+    from .classifier import build_spam_classifier
+    from .fast import TrunkCache
+
+    loaders = get_spam_dataloaders()
+    with contextlib.redirect_stdout(io.StringIO()):  # no test-model banner here
+        model = build_spam_classifier(model_size, "cpu")
+    for mode in RUNS:
+        cache = TrunkCache(model, mode)
+        if cache.load(trunk_cache_dir()):
+            print(f"  ✓ trunk cache ({mode}): {len(cache)} messages, already prepared")
+            continue
+        start = time.time()
+        cache.add_datasets([loader.dataset for loader in loaders])
+        cache.save(trunk_cache_dir())
+        print(f"  ✓ trunk cache ({mode}): {len(cache)} messages in {time.time() - start:.0f} s")
+
+
+def _train_and_record(name, model_size):
+    from .classifier import build_spam_classifier
+    from .fast import TrunkCache, train_classifier_fast
+
+    record_path = _record_path(name, model_size)
+    checkpoint = run_checkpoint(name, model_size)
+    if record_path.is_file() and (checkpoint / "model.safetensors").is_file():
+        print(f"  ✓ {name} run: already prepared")
+        return
+    loaders = get_spam_dataloaders()
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log):
+        model = build_spam_classifier(model_size, "cpu")
+    cache = TrunkCache(model, name)
+    cache.load(trunk_cache_dir())
+    torch.manual_seed(123)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LECTURE_SETTINGS["lr"],
+                                  weight_decay=LECTURE_SETTINGS["weight_decay"])
+    log = io.StringIO()
+    start = time.time()
+    with contextlib.redirect_stdout(log):
+        curves = train_classifier_fast(model, loaders[0], loaders[1], optimizer, "cpu",
+                                       num_epochs=LECTURE_SETTINGS["num_epochs"], eval_freq=LECTURE_SETTINGS["eval_freq"],
+                                       eval_iter=LECTURE_SETTINGS["eval_iter"], mode=name, cache=cache)
+    seconds = time.time() - start
+    save_classifier(model, checkpoint, max_length=loaders[0].dataset.max_length,
+                    pooling="last" if name == "exact" else "last_real",
+                    extra={"training": {"settings": LECTURE_SETTINGS, "engine": name, "seconds": seconds}})
+    record = {"date": time.strftime("%Y-%m-%d %H:%M"), "seconds": seconds,
+              "log": [line for line in log.getvalue().splitlines() if not line.startswith("Trunk cache")],
+              "curves": list(curves)}
+    if name == "exact":
+        record["lecture_seconds_projected"] = _project_lecture_loop(model_size, loaders)
+    record_path.parent.mkdir(parents=True, exist_ok=True)
+    record_path.write_text(json.dumps(record, indent=1))
+    print(f"  ✓ {name} run: trained in {seconds:.0f} s, saved to {display_path(checkpoint)}")
+
+
+def _project_lecture_loop(model_size, loaders, steps=3):
+    """The lecture loop's full-run time on this machine, projected from a few measured steps."""
+    from .classifier import build_spam_classifier
+    from .performance import project_training_seconds, seconds_per_eval_batch, seconds_per_step
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        model = build_spam_classifier(model_size, "cpu")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LECTURE_SETTINGS["lr"],
+                                  weight_decay=LECTURE_SETTINGS["weight_decay"])
+    return project_training_seconds(seconds_per_step(model, loaders[0], optimizer, steps),
+                                    seconds_per_eval_batch(model, loaders[1], batches=2),
+                                    steps_per_epoch=len(loaders[0]))
+
+
+def _measure_performance(model_size):
+    from .performance import compare_fp32_int8
+    from .tokenizer import get_gpt2_tokenizer
+
+    path = prepared_dir(model_size) / "performance.csv"
+    if path.is_file():
+        print("  ✓ performance measurements: already prepared")
+        return
+    model, recipe = load_classifier(default_checkpoint_dir(active_model_name(model_size)))
+    test_loader = get_spam_dataloaders()[2]
+    texts = test_loader.dataset.data["Text"].tolist()[:64]
+    table = compare_fp32_int8(model, get_gpt2_tokenizer(), texts, recipe["max_length"], test_loader)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path)
+    print(f"  ✓ performance measurements: {display_path(path)}")
+
+
+def lecture_notebooks():
+    """The lecture's notebooks, 01 to 06 (07 goes beyond the lecture and trains live)."""
+    return [path for path in sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb")) if int(path.name[:2]) <= 6]
+
+
+def time_notebooks(timeout=600) -> dict:
+    """Run each lecture notebook top to bottom in instructor mode, in a fresh kernel each; seconds per notebook."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    times = {}
+    saved = os.environ.get(ENV_INSTRUCTOR)
+    os.environ[ENV_INSTRUCTOR] = "1"
+    try:
+        for path in lecture_notebooks():
+            notebook = nbformat.read(path, as_version=4)
+            start = time.perf_counter()
+            try:
+                NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+                               resources={"metadata": {"path": str(NOTEBOOKS_DIR)}}).execute()
+            except CellExecutionError as exc:
+                raise PrepareError(f"{path.name} failed in instructor mode: {exc.ename}: {exc.evalue}") from None
+            times[path.name] = time.perf_counter() - start
+            print(f"  ✓ {path.name}: {times[path.name]:.1f} s in instructor mode")
+    finally:
+        if saved is None:
+            os.environ.pop(ENV_INSTRUCTOR, None)
+        else:
+            os.environ[ENV_INSTRUCTOR] = saved
+    return times
+
+
+def prepare(model_size=DEFAULT_MODEL, source=None, timing=True, retime=False) -> dict:
+    """Prepare everything for class; returns the report (also saved as ``report.json``)."""
+    get_model_config(model_size)
+    if source is not None and not Path(source).is_dir():
+        raise PrepareError(f"the folder to copy from, {source}, does not exist")
+    start = time.time()
+    print(f"Preparing the workbook for {active_model_name(model_size)} in {display_path(data_dir())}")
+    print("1/5 dataset and weights")
+    _fetch_inputs(model_size, source)
+    print("2/5 train / validation / test splits")
+    paths = prepare_spam_splits()
+    print("  ✓ " + ", ".join(display_path(p) for p in paths.values()))
+    print("3/5 the frozen trunk, once per message")
+    _build_caches(model_size)
+    print("4/5 training (the fast engine: exact and flexible modes) and deployment measurements")
+    for name in RUNS:
+        _train_and_record(name, model_size)
+    _measure_performance(model_size)
+    report_path = prepared_dir(model_size) / "report.json"
+    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    print("5/5 notebooks in instructor mode")
+    if timing and (retime or "notebook_seconds" not in report):
+        report["notebook_seconds"] = time_notebooks()
+    elif "notebook_seconds" in report:
+        print("  ✓ timed before (use --retime to time again)")
+    report |= {"model": active_model_name(model_size), "prepared": time.strftime("%Y-%m-%d %H:%M")}
+    report_path.write_text(json.dumps(report, indent=1))
+    print(f"\nReady ({time.time() - start:.0f} s). For class: export {ENV_INSTRUCTOR}=1, then open the notebooks.")
+    for name, seconds in report.get("notebook_seconds", {}).items():
+        print(f"  {name:<26} {seconds:5.1f} s")
+    return report
+
+
+def main_prepare(args) -> int:
+    try:
+        prepare(args.size, args.source, timing=not args.no_timing, retime=args.retime)
+    except (PrepareError, DatasetError, WeightsError) as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,110 @@
+"""Classroom preparation, instructor mode and slides."""
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from helpers import PrepareError, load_classifier, prepare, replay_prepared_run
+from helpers.checkpoint import default_checkpoint_dir
+from helpers.paths import PROJECT_ROOT
+
+NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+LECTURE_NOTEBOOKS = [path for path in NOTEBOOKS if int(path.name[:2]) <= 6]
+
+
+@pytest.fixture
+def classroom(monkeypatch, tmp_path, staged_zip):
+    """A fresh data folder, a USB-stick folder holding the dataset, the test model, no network."""
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    shutil.copy(staged_zip, usb / "sms_spam_collection.zip")
+    monkeypatch.setenv("WORKBOOK_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("WORKBOOK_TEST_MODEL", "1")
+    for name in ("WORKBOOK_SMS_ZIP", "WORKBOOK_GPT2_DIR", "WORKBOOK_INSTRUCTOR", "WORKBOOK_MAX_STEPS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("helpers.download.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("helpers.data.SMS_SPAM_URLS", ("http://127.0.0.1:9/sms.zip",))
+    return tmp_path / "data", usb
+
+
+def test_prepare_then_instructor_mode_then_idempotent(classroom, capsys, monkeypatch):
+    data, usb = classroom
+    report = prepare(source=usb)
+    out = capsys.readouterr().out
+    assert set(report["notebook_seconds"]) == {path.name for path in LECTURE_NOTEBOOKS}  # each ran, instructor mode
+    assert "✓ dataset" in out and "trunk cache (exact)" in out and "exact run: trained" in out
+    checkpoint = default_checkpoint_dir("test-model")
+    files = [p for p in data.rglob("*") if p.is_file()]
+    stamps = {p: p.stat().st_mtime_ns for p in files}
+
+    # replaying gives the trained classifier and the recorded curves
+    monkeypatch.setenv("WORKBOOK_INSTRUCTOR", "1")
+    model, _ = load_classifier(checkpoint)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+    curves = replay_prepared_run("exact", model)
+    trained, _ = load_classifier(checkpoint)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), trained.state_dict().values()))
+    assert len(curves) == 5 and curves[4] == 5 * 130 * 8
+    assert "replaying the 'exact' run" in capsys.readouterr().out
+
+    # running again does nothing that is already done
+    prepare(source=usb)
+    out = capsys.readouterr().out
+    assert out.count("already prepared") == 5 and "timed before" in out
+    assert {p: p.stat().st_mtime_ns for p in files if p.name != "report.json"} == \
+           {p: t for p, t in stamps.items() if p.name != "report.json"}
+
+
+def test_corrupted_staged_dataset_is_refused(classroom, staged_zip):
+    data, usb = classroom
+    (usb / "sms_spam_collection.zip").write_bytes(staged_zip.read_bytes()[:50_000])
+    with pytest.raises(PrepareError, match="SMS Spam Collection.*\n.*sms_spam_collection.zip"):
+        prepare(source=usb, timing=False)
+    assert not (data / "sms_spam_collection" / "SMSSpamCollection").exists()
+
+
+def test_corrupted_staged_weights_are_refused(classroom, monkeypatch):
+    data, usb = classroom
+    monkeypatch.setenv("WORKBOOK_TEST_MODEL", "0")
+    (usb / "gpt2").mkdir()
+    (usb / "gpt2" / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}garbage")
+    with pytest.raises(PrepareError, match="GPT-2 gpt2-small.*huggingface.co/openai-community/gpt2"):
+        prepare(source=usb, timing=False)
+    assert not (data / "gpt2" / "gpt2" / "model.safetensors").exists()
+
+
+def test_offline_with_nothing_staged_lists_what_to_fetch(classroom, monkeypatch, tmp_path):
+    monkeypatch.setenv("WORKBOOK_TEST_MODEL", "0")
+    monkeypatch.setattr("helpers.weights.HF_URLS", ("http://127.0.0.1:9/{repo}.safetensors",))
+    empty = tmp_path / "empty-usb"
+    empty.mkdir()
+    with pytest.raises(PrepareError) as info:
+        prepare(source=empty, timing=False)
+    message = str(info.value)
+    assert "archive.ics.uci.edu" in message and "sms_spam_collection.zip" in message
+    assert "huggingface.co/openai-community/gpt2" in message and "gpt2/model.safetensors" in message
+
+
+def test_cli_exit_status():
+    result = subprocess.run([sys.executable, "-m", "helpers", "prepare", "--from", "/no/such/usb", "--no-timing"],
+                            capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120)
+    assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_notebook_converts_to_slides(notebook):
+    import nbformat
+    from nbconvert import SlidesExporter
+
+    nb = nbformat.read(notebook, as_version=4)
+    html, _ = SlidesExporter().from_notebook_node(nb)
+    sections = sum(cell.metadata.get("slideshow", {}).get("slide_type") == "slide" for cell in nb.cells)
+    headings = sum(cell.cell_type == "markdown" and cell.source.lstrip("-\n ").startswith(("# ", "## "))
+                   for cell in nb.cells)
+    assert sections == headings >= 3
+    assert html.count("<section") >= sections
+    assert "reveal" in html.lower()
