@@ -5,14 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers.paths import ENV_SMS_ZIP, ENV_TEST_MODEL, PROJECT_ROOT
+from helpers.paths import ENV_SMS_ZIP, PROJECT_ROOT
 
-# Notebooks executed by nbval (and everything here) run offline on the tiny test model.
-# Training in the notebooks is capped so the whole suite stays fast.
-os.environ.setdefault(ENV_TEST_MODEL, "1")
-os.environ.setdefault("WORKBOOK_MAX_STEPS", "300")
-# Fewer progress-bar updates: nbval waits at most 5 s between a notebook's output messages.
-os.environ.setdefault("TQDM_MININTERVAL", "0.5")
 
 SHARED_ZIP = PROJECT_ROOT.parent / "shared" / "data" / "sms_spam_collection.zip"
 
