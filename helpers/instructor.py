@@ -179,8 +179,7 @@ def _train_and_record(name, model_size):
         print(f"  ✓ {name} run: already prepared")
         return
     loaders = get_spam_dataloaders()
-    log = io.StringIO()
-    with contextlib.redirect_stdout(log):
+    with contextlib.redirect_stdout(io.StringIO()):  # no test-model banner in the report
         model = build_spam_classifier(model_size, "cpu")
     cache = TrunkCache(model, name)
     cache.load(trunk_cache_dir())
