@@ -4,6 +4,14 @@ Everything a notebook calls is importable from here directly, e.g. ``from helper
 One definition, one home: notebooks display this code with ``show_source`` instead of copying it.
 """
 from .activities import check_activity_1, check_activity_2, check_activity_3, check_activity_4
+from .book import (
+    BOOK_LOG,
+    BOOK_METRICS,
+    book_training_log,
+    compare_log_with_book,
+    compare_with_book,
+    seed_as_after_training,
+)
 from .checkpoint import CheckpointError, load_classifier, save_classifier
 from .classifier import build_spam_classifier, classifier_parameter_counts, prepare_for_classification
 from .data import (

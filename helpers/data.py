@@ -231,10 +231,18 @@ class SpamDataset(Dataset):
 
 
 def create_dataloaders(train_dataset, val_dataset, test_dataset, batch_size=8, seed=123, num_workers=0):
-    """The lecture's loaders: train shuffled (seeded generator) and ``drop_last``; val/test in order."""
-    generator = torch.Generator().manual_seed(seed)
+    """The book's loaders: train shuffled and ``drop_last``; validation and test in order.
+
+    Like the book, the training loader has no random generator of its own: every new pass over it
+    (every epoch, and every evaluation, which reads it afresh) draws its shuffle from PyTorch's global
+    generator. So ``torch.manual_seed(123)`` before a sequence of passes fixes the batches of all of
+    them, and the notebooks seed exactly where the book does. ``seed`` (``None``: leave it alone) seeds
+    that generator now, as the book does just before building its loaders.
+    """
+    if seed is not None:
+        torch.manual_seed(seed)
     train_loader = DataLoader(train_dataset, batch_size=batch_size, shuffle=True,
-                              num_workers=num_workers, drop_last=True, generator=generator)
+                              num_workers=num_workers, drop_last=True)
     val_loader = DataLoader(val_dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, drop_last=False)
     test_loader = DataLoader(test_dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, drop_last=False)
     return train_loader, val_loader, test_loader
