@@ -11,10 +11,15 @@ import torch.nn as nn
 from torch.utils.data import DataLoader
 
 from helpers import (
+    BOOK_METRICS,
+    PROJECT_ROOT,
     GPTModel,
     LECTURE_SETTINGS,
     calc_accuracy_loader,
+    book_training_log,
     calc_loss_loader,
+    compare_log_with_book,
+    compare_with_book,
     get_gpt2_tokenizer,
     get_spam_dataloaders,
     prepare_for_classification,
@@ -193,3 +198,46 @@ def test_seed_as_after_training_honours_a_step_cap(split_dir, tokenizer):
     assert torch.equal(torch.get_rng_state(), expected)
     seed_as_after_training(train_loader, val_loader, {"training": {"max_steps": 50}})  # no evaluation at step 50
     assert not torch.equal(torch.get_rng_state(), expected)
+
+
+# ----------------------------------------------------------------- the book's values, beside the student's
+REFERENCE = PROJECT_ROOT.parent / "shared" / "lecture" / "book_ch06_reference.md"
+
+
+def test_the_books_log_is_the_reference_files():
+    if not REFERENCE.is_file():
+        pytest.skip(f"{REFERENCE} is not here (it lies beside the checkout in CI)")
+    text = REFERENCE.read_text()
+    logged = text.split("- Training log:\n```\n")[1].split("```")[0].strip()
+    assert book_training_log() == logged
+    for name, value in [("train", "46.25"), ("validation", "45.00"), ("test", "48.75")]:
+        assert f"{name} {value} %" in text
+    assert "train 97.21 %, validation 97.32 %, test 95.67 %" in text
+    assert BOOK_METRICS["final"] == {"train_accuracy": 97.21, "val_accuracy": 97.32, "test_accuracy": 95.67}
+
+
+def test_compare_with_book_shows_the_difference(monkeypatch):
+    monkeypatch.setenv("WORKBOOK_TEST_MODEL", "0")
+    table = compare_with_book("initial", train_accuracy=0.475, val_loss=2.5)
+    assert table.loc["training accuracy (%)"].tolist() == [46.25, 47.5, 1.25]
+    assert table.loc["validation loss"].tolist() == [2.583, 2.5, -0.083]
+    with pytest.raises(ValueError, match="train_loss"):
+        compare_with_book("final", train_loss=0.1)  # the book prints no final loss
+
+
+def test_compare_log_with_book_lines_up_evaluations(monkeypatch):
+    monkeypatch.setenv("WORKBOOK_TEST_MODEL", "0")
+    table = compare_log_with_book([2.153, 0.6], [2.4, 0.637], [0.7], [0.75])
+    assert table.loc["step   0: train loss", "difference"] == 0
+    assert table.loc["step   0: val loss", "difference"] == pytest.approx(0.008)
+    assert table.loc["epoch 1: val accuracy (%)"].tolist() == [72.5, 75.0, 2.5]
+    assert len(table) == 2 * 2 + 2  # only what this (short) run logged
+
+
+def test_with_the_test_model_there_is_no_comparison(monkeypatch, capsys):
+    monkeypatch.setenv("WORKBOOK_TEST_MODEL", "1")
+    assert compare_with_book("final", test_accuracy=0.5) is None
+    assert compare_log_with_book([0.7], [0.7], [0.5], [0.5]) is None
+    out = capsys.readouterr().out
+    assert "TEST MODEL" in out and "would mean nothing" in out
+    assert "Ep 1 (Step 000000): Train loss 2.153, Val loss 2.392" in out  # the book's log, for reference
