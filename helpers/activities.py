@@ -12,6 +12,7 @@ import math
 import sys
 import textwrap
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -221,7 +222,8 @@ def _call(fb, label, fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except Exception as exc:  # the student's code: report, never crash the notebook
-        fb.wrong(f"{label} raised {type(exc).__name__}: {exc}")
+        left = " (is a ... still left in your code?)" if "ellipsis" in str(exc) else ""
+        fb.wrong(f"{label} raised {type(exc).__name__}: {exc}{left}")
         return _FAILED
 
 
@@ -430,7 +432,7 @@ def _check_student_dataset(fb, key, ds, split, expected_len, width, paths, token
     n = _call(fb, f"len({name})", len, ds)
     if n is _FAILED:
         return
-    expected_len = expected_len if expected_len is not None else len(SpamDataset(paths[split], tokenizer, max_length=1))
+    expected_len = expected_len if expected_len is not None else len(pd.read_csv(paths[split]))
     if n != expected_len:
         fb.wrong(f"{name} holds {n} messages, expected {expected_len}: build it from paths[\"{split}\"]")
         return
@@ -445,10 +447,14 @@ def _check_student_dataset(fb, key, ds, split, expected_len, width, paths, token
     if got == width:
         fb.ok(f"{name}: {n} messages of {width} token ids")
         return
-    own = SpamDataset(paths[split], tokenizer).max_length
-    if split != "train" and got == own:
+    longest = {other: SpamDataset(paths[other], tokenizer).max_length for other in ("validation", "test")}
+    if split != "train" and got == longest[split]:
         fb.wrong(f"{name} pads to {got}, the longest validation message: reuse the training length so every batch "
                  f"has the same shape: max_length=my_train_dataset.max_length ({width})")
+    elif got in longest.values():
+        other = next(other for other, length in longest.items() if length == got)
+        fb.wrong(f"{name} pads to {got}, the longest message of the {other} file; the length comes from the "
+                 f"training file ({width}): MySpamDataset(paths[\"train\"], tokenizer)")
     else:
         fb.wrong(f"{name}'s items have {got} token ids, expected {width}")
 
@@ -543,17 +549,11 @@ _ACCURACY_HINTS = {
 
 
 def _number(value):
+    """A returned value as a float (Python, NumPy or one-element tensor), else None."""
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         return value.item()
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
         return float(value)
-    try:
-        import numpy as np
-
-        if isinstance(value, np.generic):
-            return float(value)
-    except ImportError:  # pragma: no cover
-        pass
     return None
 
 

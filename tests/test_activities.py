@@ -2,11 +2,12 @@
 rejected with the hint that names its mistake, and right answers written in several styles are accepted."""
 import itertools
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from helpers import (
     GPTModel,
@@ -56,9 +57,8 @@ def test_activity_1_untouched(df, capsys):
     assert "❌" not in out
 
 
-@pytest.mark.parametrize("ratio", [6.5, 6.46, 6.459, 4825 / 747, "4825/747 as a fraction"])
+@pytest.mark.parametrize("ratio", [6.5, 6.46, 6.459, 4825 / 747, np.float64(6.5), torch.tensor(6.46)])
 def test_activity_1_accepts_the_ratio_as_a_person_states_it(df, capsys, ratio):
-    ratio = 4825 / 747 if isinstance(ratio, str) else ratio
     check_activity_1(df, imbalance_ratio=ratio)
     out = capsys.readouterr().out
     assert "✅ imbalance_ratio ≈" in out and "about 6.5 ham messages per spam message" in out
@@ -119,7 +119,7 @@ def test_activity_1_wrong_answers_get_specific_hints(df, capsys, answer, hint):
     answer = {key: stand_ins.get(value, value) if isinstance(value, str) else value for key, value in answer.items()}
     assert check_activity_1(df, **answer) is False
     out = capsys.readouterr().out
-    assert f"❌ " in out and hint in out, out
+    assert "❌ " in out and hint in out, out
 
 
 def test_activity_1_names_the_students_variables(df, capsys):
@@ -229,6 +229,18 @@ class Untouched(Dataset):
         ...
 
 
+class HalfDone(Untouched):
+    def __init__(self, csv_file, tokenizer, max_length=None, pad_token_id=50256):
+        self.data = pd.read_csv(csv_file)
+        self.encoded_texts = ...
+        self.max_length = max(len(ids) for ids in self.encoded_texts)
+
+
+def test_activity_2_half_done_skeleton(paths, tokenizer, capsys):
+    assert check_activity_2(HalfDone, paths=paths, tokenizer=tokenizer) is False
+    assert "raised TypeError: 'ellipsis' object is not iterable (is a ... still left in your code?)" in capsys.readouterr().out
+
+
 def test_activity_2_untouched(paths, tokenizer, capsys):
     assert check_activity_2(Untouched, ..., ..., ..., ..., ..., paths=paths, tokenizer=tokenizer) is False
     out = capsys.readouterr().out
@@ -238,9 +250,7 @@ def test_activity_2_untouched(paths, tokenizer, capsys):
 
 
 def book_style(paths, tokenizer):
-    ns = run_solution("activity_2.py", {"Dataset": Dataset, "DataLoader": DataLoader, "pd": pd, "torch": torch,
-                                        "paths": paths, "tokenizer": tokenizer})
-    return ns
+    return run_solution("activity_2.py", {"paths": paths, "tokenizer": tokenizer})  # it imports what it needs
 
 
 def test_activity_2_solution_passes(paths, tokenizer, capsys):
@@ -273,6 +283,9 @@ def test_activity_2_wrong_loader_answers(paths, tokenizer, capsys):
     assert "reuse the training length so every batch has the same shape" in out
     assert "has shape [8, 50], expected [batch size, 120]" in out
     assert "first_labels has 4 labels for 8 messages" in out
+    wrong_train = ns["MySpamDataset"](paths["train"], tokenizer, max_length=own_val.max_length)
+    assert check_activity_2(my_train_dataset=wrong_train, paths=paths, tokenizer=tokenizer) is False
+    assert "the longest message of the validation file; the length comes from the training file" in capsys.readouterr().out
     assert check_activity_2(first_inputs=inputs, n_padding=120 - ns["n_padding"], paths=paths, tokenizer=tokenizer) is False
     assert "counts the real tokens" in capsys.readouterr().out
     assert check_activity_2(first_inputs=inputs, n_padding="37", paths=paths, tokenizer=tokenizer) is False
