@@ -574,6 +574,8 @@ def _check_accuracy(fb, fn, data_loader, model, device, num_batches):
         args = (probe_loader, probe_model, "cpu") + (() if batches is None else (batches,))
         got = _call(fb, f"{name} on {what}", fn, *args)
         if got is _FAILED:
+            if batches == 10:
+                fb.note("num_batches may exceed the number of batches: use min(num_batches, len(data_loader))")
             return
         if got is None:
             fb.wrong(f"{name} returns None: is `return` missing?")

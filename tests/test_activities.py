@@ -336,7 +336,17 @@ def no_return_accuracy(data_loader, model, device, num_batches=None):
     correct = sum((model(x)[:, -1, :].argmax(-1) == y).sum().item() for x, y in data_loader)  # noqa: F841
 
 
+def too_many_batches(data_loader, model, device, num_batches=None):
+    batches = iter(data_loader)
+    correct = total = 0
+    for _ in range(len(data_loader) if num_batches is None else num_batches):
+        x, y = next(batches)
+        correct, total = correct + (model(x)[:, -1, :].argmax(-1) == y).sum().item(), total + len(y)
+    return correct / total
+
+
 WRONG_ACCURACY = {
+    "more batches than there are": (too_many_batches, "use min(num_batches, len(data_loader))"),
     "constant": (lambda *args, **kwargs: 0.5, "returns 0.5 whatever the data"),
     "first token": (accuracy_variant(pick=lambda o: o[:, 0, :]), "FIRST token's logits"),
     "mean-pooled": (accuracy_variant(pick=lambda o: o.mean(dim=1)), "averages the logits over all positions"),
