@@ -1,17 +1,29 @@
-"""Activity checkers: untouched cells never crash, wrong answers get specific feedback, solutions pass."""
+"""Activity checkers, tried as a student would: untouched cells never crash, every usual wrong answer is
+rejected with the hint that names its mistake, and right answers written in several styles are accepted."""
+import itertools
+
+import numpy as np
 import pandas as pd
 import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
 
 from helpers import (
+    GPTModel,
     SpamDataset,
     check_activity_1,
     check_activity_2,
+    check_activity_3,
+    check_activity_4,
     create_dataloaders,
     download_sms_spam_dataset,
     get_gpt2_tokenizer,
     load_sms_spam,
+    prepare_for_classification,
     random_split,
 )
+from helpers.activities import _loss_candidates, _probe, _probe_candidates
 from helpers.paths import PROJECT_ROOT
 
 SOLUTIONS = PROJECT_ROOT / "notebooks" / "solutions"
@@ -28,53 +40,509 @@ def df(staged_zip, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def loaders(split_dir):
-    tokenizer = get_gpt2_tokenizer()
-    train = SpamDataset(split_dir / "train.csv", tokenizer)
-    val = SpamDataset(split_dir / "validation.csv", tokenizer, max_length=120)
-    test = SpamDataset(split_dir / "test.csv", tokenizer, max_length=120)
-    return create_dataloaders(train, val, test)
+def tokenizer():
+    return get_gpt2_tokenizer()
 
 
+@pytest.fixture(scope="module")
+def paths(split_dir):
+    return {name: split_dir / f"{name}.csv" for name in ("train", "validation", "test")}
+
+
+# --------------------------------------------------------------------------- activity 1
 def test_activity_1_untouched(df, capsys):
     assert check_activity_1(df) is False
-    assert "not attempted yet: ham_count, spam_count, imbalance_ratio, balanced_df, splits" in capsys.readouterr().out
-
-
-def test_activity_1_wrong_answers_get_specific_feedback(df, capsys):
-    assert check_activity_1(df, ham_count=4827, spam_count="many", imbalance_ratio=6.46,
-                            balanced_df=df.head(10), splits=(1, 2)) is False
     out = capsys.readouterr().out
-    assert "ham_count = 4827, expected 4825" in out
-    assert "spam_count should be a number" in out
-    assert "✅ imbalance_ratio" in out
-    assert "balanced_df label counts" in out
-    assert "splits should be the three DataFrames" in out
+    assert "not attempted yet: ham_count, spam_count, imbalance_ratio, my_balanced_df, my_splits" in out
+    assert "❌" not in out
+
+
+@pytest.mark.parametrize("ratio", [6.5, 6.46, 6.459, 4825 / 747, np.float64(6.5), torch.tensor(6.46)])
+def test_activity_1_accepts_the_ratio_as_a_person_states_it(df, capsys, ratio):
+    check_activity_1(df, imbalance_ratio=ratio)
+    out = capsys.readouterr().out
+    assert "✅ imbalance_ratio ≈" in out and "about 6.5 ham messages per spam message" in out
+    assert "6.459170" not in out  # rounded for reading
+
+
+def balanced(df, labels="words"):
+    spam = df[df["Label"] == "spam"]
+    frame = pd.concat([df[df["Label"] == "ham"].sample(n=len(spam), random_state=1), spam])
+    if labels == "numbers":
+        frame = frame.assign(Label=frame["Label"].map({"ham": 0, "spam": 1}))
+    return frame
+
+
+@pytest.mark.parametrize("labels", ["words", "numbers"])
+def test_activity_1_right_answers_in_several_styles(df, capsys, labels):
+    frame = balanced(df, labels)
+    counts = df["Label"].value_counts()
+    assert check_activity_1(df, ham_count=counts["ham"], spam_count=747.0, imbalance_ratio=6.5,
+                            my_balanced_df=frame, my_splits=list(random_split(frame, 0.7, 0.1))) is True
+    out = capsys.readouterr().out
+    assert "747 ham and 747 spam" in out and "1045 / 149 / 300" in out and "All correct" in out
 
 
 def test_activity_1_solution_passes(df, capsys):
     ns = run_solution("activity_1.py", {"df": df, "pd": pd, "random_split": random_split})
     assert check_activity_1(df, ham_count=ns["ham_count"], spam_count=ns["spam_count"],
-                            imbalance_ratio=ns["imbalance_ratio"], balanced_df=ns["my_balanced_df"],
-                            splits=ns["my_splits"]) is True
+                            imbalance_ratio=ns["imbalance_ratio"], my_balanced_df=ns["my_balanced_df"],
+                            my_splits=ns["my_splits"]) is True
     assert "All correct" in capsys.readouterr().out
 
 
-def test_activity_2_untouched_and_wrong(loaders, capsys):
-    train_loader = loaders[0]
-    assert check_activity_2(train_loader, first_inputs=..., first_labels=...) is False
-    assert "not attempted yet: first_inputs, first_labels, n_padding, truncated_length" in capsys.readouterr().out
-    inputs, labels = next(iter(train_loader))
-    assert check_activity_2(train_loader, first_inputs=inputs[:, :50], first_labels=labels,
-                            n_padding=0, truncated_length=120) is False
+WRONG_1 = [
+    (dict(ham_count=4827), "ham_count = 4827, expected 4825"),
+    (dict(ham_count=5572), "is every message; count only the ham ones"),
+    (dict(spam_count=4825), "is the number of ham messages; count the spam ones"),
+    (dict(spam_count="many"), "spam_count should be a number, got str"),
+    (dict(imbalance_ratio=747 / 4825), "is spam per ham; the ratio is ham per spam"),
+    (dict(imbalance_ratio=13.4), "is the share of spam among all messages"),
+    (dict(imbalance_ratio=5572 / 747), "divides all messages by the spam ones"),
+    (dict(imbalance_ratio=7), "expected about 6.46"),
+    (dict(my_balanced_df="df"), "my_balanced_df should be a DataFrame"),
+    (dict(my_balanced_df="all ham"), "keeps all 4825 ham messages; undersample ham to 747"),
+    (dict(my_balanced_df="twice"), "holds some rows twice"),
+    (dict(my_splits=(1, 2)), "my_splits should be the three DataFrames"),
+    (dict(my_splits="whole df"), "splits all 5572 messages; split the balanced DataFrame"),
+    (dict(my_splits="80/10"), "expected 1045 / 149 / 300"),
+]
+
+
+@pytest.mark.parametrize("answer, hint", WRONG_1, ids=[h[:30] for _, h in WRONG_1])
+def test_activity_1_wrong_answers_get_specific_hints(df, capsys, answer, hint):
+    frame = balanced(df)
+    ham = df[df["Label"] == "ham"]
+    spam = df[df["Label"] == "spam"]
+    stand_ins = {"all ham": df, "twice": pd.concat([ham.sample(n=747, replace=True, random_state=0), spam]),
+                 "whole df": random_split(df, 0.7, 0.1), "80/10": random_split(frame, 0.8, 0.1)}
+    answer = {key: stand_ins.get(value, value) if isinstance(value, str) else value for key, value in answer.items()}
+    assert check_activity_1(df, **answer) is False
     out = capsys.readouterr().out
-    assert "shape [8, 50], expected [8, 120]" in out
-    assert "truncated_length = 120, expected 20" in out
+    assert "❌ " in out and hint in out, out
 
 
-def test_activity_2_solution_passes(loaders, split_dir, capsys):
-    paths = {name: split_dir / f"{name}.csv" for name in ("train", "validation", "test")}
-    ns = run_solution("activity_2.py", {"train_loader": loaders[0], "SpamDataset": SpamDataset,
-                                        "paths": paths, "tokenizer": get_gpt2_tokenizer()})
-    assert check_activity_2(loaders[0], first_inputs=ns["first_inputs"], first_labels=ns["first_labels"],
-                            n_padding=ns["n_padding"], truncated_length=ns["truncated_length"]) is True
+def test_activity_1_names_the_students_variables(df, capsys):
+    cell = {"df": df, "frame": balanced(df), "check_activity_1": check_activity_1}  # a notebook's namespace
+    exec("my_own_balance = frame.head(10)\ncheck_activity_1(df, my_balanced_df=my_own_balance)", cell)
+    assert "❌ my_own_balance has" in capsys.readouterr().out
+    exec("check_activity_1(df, my_balanced_df=frame.head(10))", cell)  # an expression: the keyword is the name
+    assert "❌ my_balanced_df has" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- activity 2
+class Good(Dataset):
+    """The book's SpamDataset, written another way: padding in __getitem__, labels read up front."""
+
+    def __init__(self, csv_file, tokenizer, max_length=None, pad_token_id=50256):
+        frame = pd.read_csv(csv_file)
+        self.labels = frame["Label"].tolist()
+        self.ids = [tokenizer.encode(text) for text in frame["Text"]]
+        self.max_length = max_length or max(map(len, self.ids))
+        self.pad = pad_token_id
+
+    def tokens(self, index):
+        ids = self.ids[index][: self.max_length]
+        return ids + [self.pad] * (self.max_length - len(ids))
+
+    def __getitem__(self, index):
+        return torch.tensor(self.tokens(index)), torch.tensor(self.labels[index])
+
+    def __len__(self):
+        return len(self.labels)
+
+
+def variant(name, **methods):
+    return type(name, (Good,), methods)
+
+
+def _left(self, index):
+    ids = self.ids[index][: self.max_length]
+    return [self.pad] * (self.max_length - len(ids)) + ids
+
+
+def _pad_then_truncate(self, index):  # pads to the file's longest message, truncates afterwards
+    longest = max(map(len, self.ids))
+    return (self.ids[index] + [self.pad] * (longest - len(self.ids[index])))[: self.max_length]
+
+
+def _own_max_init(self, csv_file, tokenizer, max_length=None, pad_token_id=50256):
+    Good.__init__(self, csv_file, tokenizer, None, pad_token_id)  # ignores max_length
+
+
+def _chars_init(self, csv_file, tokenizer, max_length=None, pad_token_id=50256):
+    Good.__init__(self, csv_file, tokenizer, max_length, pad_token_id)
+    if max_length is None:
+        self.max_length = int(pd.read_csv(csv_file)["Text"].str.len().max())
+
+
+WRONG_2 = [
+    (variant("NoPadding", tokens=lambda self, i: self.ids[i][: self.max_length]), "no padding"),
+    (variant("LeftPadding", tokens=_left), "starts with padding: pad on the right"),
+    (variant("PadThenTruncate", tokens=_pad_then_truncate), "truncate to it first, then pad every message up to max_length"),
+    (variant("OwnMax", __init__=_own_max_init), "the longest message of this file, instead of the max_length=120"),
+    (variant("NoTruncation", tokens=lambda self, i: self.ids[i] + [self.pad] * (self.max_length - len(self.ids[i]))),
+     "long messages are not truncated"),
+    (variant("KeepsEnd", tokens=lambda self, i: self.ids[i][-self.max_length:] + [self.pad] * (self.max_length - len(self.ids[i][-self.max_length:]))),
+     "keeps the END of a long message"),
+    (variant("CharMax", __init__=_chars_init), "the longest message in characters"),
+    (variant("ZeroPad", tokens=lambda self, i: Good.tokens(self, i) if len(self.ids[i]) >= self.max_length
+             else self.ids[i] + [0] * (self.max_length - len(self.ids[i]))), "is padded with id 0; pad with pad_token_id"),
+    (variant("Lists", __getitem__=lambda self, i: (self.tokens(i), torch.tensor(self.labels[i]))),
+     "returns the token ids as list; batching needs a tensor"),
+    (variant("FloatIds", __getitem__=lambda self, i: (torch.tensor(self.tokens(i), dtype=torch.float), torch.tensor(self.labels[i]))),
+     "the token ids are torch.float32"),
+    (variant("FloatLabels", __getitem__=lambda self, i: (torch.tensor(self.tokens(i)), torch.tensor(self.labels[i], dtype=torch.float))),
+     "the label is torch.float32; cross_entropy needs class indices"),
+    (variant("IntLabel", __getitem__=lambda self, i: (torch.tensor(self.tokens(i)), self.labels[i])),
+     "returns the label as int; return a tensor"),
+    (variant("NoReturn", __getitem__=lambda self, i: None), "__getitem__ returns None: is `return` missing?"),
+    (variant("NoLen", __len__=lambda self: None), "__len__ returns None: is `return` missing?"),
+    (variant("Crashes", __getitem__=lambda self, i: self.encoded_texts[i]), "raised AttributeError"),
+]
+
+
+@pytest.mark.parametrize("cls, hint", WRONG_2, ids=[c.__name__ for c, _ in WRONG_2])
+def test_activity_2_wrong_datasets_get_specific_hints(paths, tokenizer, capsys, cls, hint):
+    assert check_activity_2(cls, paths=paths, tokenizer=tokenizer) is False
+    out = capsys.readouterr().out
+    assert "❌ " in out and hint in out, out
+
+
+class Untouched(Dataset):
+    """The notebook's skeleton, as handed out."""
+
+    def __init__(self, csv_file, tokenizer, max_length=None, pad_token_id=50256):
+        self.data = pd.read_csv(csv_file)
+        self.encoded_texts = ...
+        if max_length is None:
+            self.max_length = ...
+        else:
+            self.max_length = max_length
+            ...
+        ...
+
+    def __getitem__(self, index):
+        ...
+
+    def __len__(self):
+        ...
+
+
+class HalfDone(Untouched):
+    def __init__(self, csv_file, tokenizer, max_length=None, pad_token_id=50256):
+        self.data = pd.read_csv(csv_file)
+        self.encoded_texts = ...
+        self.max_length = max(len(ids) for ids in self.encoded_texts)
+
+
+def test_activity_2_half_done_skeleton(paths, tokenizer, capsys):
+    assert check_activity_2(HalfDone, paths=paths, tokenizer=tokenizer) is False
+    assert "raised TypeError: 'ellipsis' object is not iterable (is a ... still left in your code?)" in capsys.readouterr().out
+
+
+def test_activity_2_untouched(paths, tokenizer, capsys):
+    assert check_activity_2(Untouched, ..., ..., ..., ..., ..., paths=paths, tokenizer=tokenizer) is False
+    out = capsys.readouterr().out
+    assert ("not attempted yet: MySpamDataset, my_train_dataset, my_val_dataset, first_inputs, first_labels, "
+            "n_padding") in out
+    assert "❌" not in out
+
+
+def book_style(paths, tokenizer):
+    return run_solution("activity_2.py", {"paths": paths, "tokenizer": tokenizer})  # it imports what it needs
+
+
+def test_activity_2_solution_passes(paths, tokenizer, capsys):
+    ns = book_style(paths, tokenizer)
+    assert check_activity_2(ns["MySpamDataset"], ns["my_train_dataset"], ns["my_val_dataset"], ns["first_inputs"],
+                            ns["first_labels"], ns["n_padding"], paths=paths, tokenizer=tokenizer) is True
+    out = capsys.readouterr().out
+    assert "same 1045 + 149 + 300 items as SpamDataset" in out and "All correct" in out
+
+
+def test_activity_2_other_right_answers(paths, tokenizer, capsys):
+    train = Good(paths["train"], tokenizer)
+    val = Good(paths["validation"], tokenizer, max_length=train.max_length)
+    loader = create_dataloaders(train, val, val)[0]
+    inputs, labels = next(iter(loader))
+    n_padding = (inputs[0] == 50256).sum()  # a tensor is a fine count too
+    assert check_activity_2(Good, train, val, inputs, labels, n_padding, paths=paths, tokenizer=tokenizer) is True
+    assert check_activity_2(SpamDataset, paths=paths, tokenizer=tokenizer) is False  # helpers' own class passes...
+    assert "✅ MySpamDataset gives the same" in capsys.readouterr().out  # ...the other answers are missing
+
+
+def test_activity_2_wrong_loader_answers(paths, tokenizer, capsys):
+    ns = book_style(paths, tokenizer)
+    own_val = ns["MySpamDataset"](paths["validation"], tokenizer)  # its own longest message
+    inputs, labels = ns["first_inputs"], ns["first_labels"]
+    assert check_activity_2(my_train_dataset=ns["my_val_dataset"], my_val_dataset=own_val, first_inputs=inputs[:, :50],
+                            first_labels=labels[:4], paths=paths, tokenizer=tokenizer) is False
+    out = capsys.readouterr().out
+    assert "my_train_dataset holds 149 messages, expected 1045" in out
+    assert "reuse the training length so every batch has the same shape" in out
+    assert "has shape [8, 50], expected [batch size, 120]" in out
+    assert "first_labels has 4 labels for 8 messages" in out
+    wrong_train = ns["MySpamDataset"](paths["train"], tokenizer, max_length=own_val.max_length)
+    assert check_activity_2(my_train_dataset=wrong_train, paths=paths, tokenizer=tokenizer) is False
+    assert "the longest message of the validation file; the length comes from the training file" in capsys.readouterr().out
+    assert check_activity_2(first_inputs=inputs, n_padding=120 - ns["n_padding"], paths=paths, tokenizer=tokenizer) is False
+    assert "counts the real tokens" in capsys.readouterr().out
+    assert check_activity_2(first_inputs=inputs, n_padding="37", paths=paths, tokenizer=tokenizer) is False
+    assert "n_padding should be a number, got str" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- activity 3
+def reference_accuracy(data_loader, model, device, num_batches=None):
+    model.eval()
+    correct, total = 0, 0
+    num_batches = len(data_loader) if num_batches is None else min(num_batches, len(data_loader))
+    for i, (inputs, targets) in enumerate(data_loader):
+        if i >= num_batches:
+            break
+        with torch.no_grad():
+            predictions = model(inputs.to(device))[:, -1, :].argmax(dim=-1)
+        correct += (predictions == targets.to(device)).sum().item()
+        total += len(targets)
+    return correct / total
+
+
+def accuracy_variant(pick=lambda o: o[:, -1, :], flip=False, scale="fraction", limit=True, batches="all"):
+    def accuracy(data_loader, model, device, num_batches=None):
+        correct, total, per_batch = 0, 0, []
+        for i, (x, y) in enumerate(data_loader):
+            if limit and num_batches is not None and i >= num_batches:
+                break
+            if batches == "first" and i == 1:
+                break
+            hits = (pick(model(x.to(device))).argmax(-1) == ((1 - y) if flip else y).to(device)).sum().item()
+            correct, total = correct + hits, total + len(y)
+            per_batch.append(hits / len(y))
+        if scale == "percent":
+            return 100 * correct / total
+        if scale == "count":
+            return correct
+        if scale == "dataset":
+            return correct / len(data_loader.dataset)
+        if scale == "batch size":
+            return correct / (len(per_batch) * data_loader.batch_size)
+        if scale == "batch mean":
+            return sum(per_batch) / len(per_batch)
+        return correct / total
+    return accuracy
+
+
+def no_return_accuracy(data_loader, model, device, num_batches=None):
+    correct = sum((model(x)[:, -1, :].argmax(-1) == y).sum().item() for x, y in data_loader)  # noqa: F841
+
+
+def too_many_batches(data_loader, model, device, num_batches=None):
+    batches = iter(data_loader)
+    correct = total = 0
+    for _ in range(len(data_loader) if num_batches is None else num_batches):
+        x, y = next(batches)
+        correct, total = correct + (model(x)[:, -1, :].argmax(-1) == y).sum().item(), total + len(y)
+    return correct / total
+
+
+WRONG_ACCURACY = {
+    "more batches than there are": (too_many_batches, "use min(num_batches, len(data_loader))"),
+    "constant": (lambda *args, **kwargs: 0.5, "returns 0.5 whatever the data"),
+    "first token": (accuracy_variant(pick=lambda o: o[:, 0, :]), "FIRST token's logits"),
+    "mean-pooled": (accuracy_variant(pick=lambda o: o.mean(dim=1)), "averages the logits over all positions"),
+    "ignores num_batches": (accuracy_variant(limit=False), "uses every batch although num_batches was given"),
+    "first batch only": (accuracy_variant(batches="first"), "is the accuracy of the first batch only"),
+    "inverted": (accuracy_variant(flip=True), "counts the WRONG predictions"),
+    "percentage": (accuracy_variant(scale="percent"), "is a percentage"),
+    "count": (accuracy_variant(scale="count"), "is the number of correct predictions"),
+    "whole dataset": (accuracy_variant(scale="dataset"), "divides by len(data_loader.dataset)"),
+    "batches x batch size": (accuracy_variant(scale="batch size"), "the last batch is shorter"),
+    "mean of batches": (accuracy_variant(scale="batch mean"), "averages the batch accuracies"),
+    "no return": (no_return_accuracy, "returns None: is `return` missing?"),
+    "crashes": (lambda loader, model, device, num_batches=None: model(loader), "raised"),
+    "string": (lambda *args, **kwargs: "0.69", "returned str; return a number between 0 and 1"),
+}
+
+
+def loss_variant(kind):
+    def loss(input_batch, target_batch, model, device):
+        logits = model(input_batch.to(device))
+        target = target_batch.to(device)
+        if kind == "item":
+            return F.cross_entropy(logits[:, -1, :], target).item()
+        if kind == "all positions":
+            return F.cross_entropy(logits.flatten(0, 1), target.repeat_interleave(logits.shape[1]))
+        if kind == "softmax":
+            return F.cross_entropy(torch.softmax(logits[:, -1, :], dim=-1), target)
+        if kind == "first":
+            return F.cross_entropy(logits[:, 0, :], target)
+        if kind == "sum":
+            return F.cross_entropy(logits[:, -1, :], target, reduction="sum")
+        if kind == "mean-pooled":
+            return F.cross_entropy(logits.mean(dim=1), target)
+        if kind == "nll":
+            return F.nll_loss(logits[:, -1, :], target)
+        if kind == "none":
+            return F.cross_entropy(logits[:, -1, :], target, reduction="none")
+        if kind == "detached":
+            return F.cross_entropy(logits[:, -1, :], target).detach()
+        if kind == "no return":
+            F.cross_entropy(logits[:, -1, :], target)
+    return loss
+
+
+WRONG_LOSS = {
+    "item": "returns a float; return the loss tensor itself (no .item())",
+    "all positions": "averages over every token position",
+    "softmax": "applies softmax before cross_entropy",
+    "first": "uses the FIRST token's logits",
+    "sum": 'reduction="sum"',
+    "mean-pooled": "averages the logits over all positions",
+    "nll": "uses nll_loss on raw logits",
+    "none": "returns a loss of shape [8]",
+    "detached": "returns a loss without gradient",
+    "no return": "returns None: is `return` missing?",
+}
+
+
+def tiny_classifier():
+    torch.manual_seed(0)
+    return prepare_for_classification(GPTModel({"vocab_size": 50257, "context_length": 128, "emb_dim": 32,
+                                                "n_heads": 4, "n_layers": 2, "drop_rate": 0.0, "qkv_bias": True}))
+
+
+@pytest.fixture(scope="module")
+def real(split_dir, tokenizer):
+    """A real validation loader (8, ..., 5 messages) and a tiny classifier."""
+    train = SpamDataset(split_dir / "train.csv", tokenizer)
+    val = SpamDataset(split_dir / "validation.csv", tokenizer, max_length=train.max_length)
+    return create_dataloaders(train, val, val)[1], tiny_classifier()
+
+
+def test_the_probe_tells_every_accuracy_mistake_apart():
+    model, loader = _probe()
+    assert [len(y) for _, y in loader] == [8, 8, 8, 5]
+    for num_batches, same_as_right in ((None, {"ignores num_batches", "denominator: whole dataset"}),
+                                       (2, {"mean of batch accuracies", "denominator: batches × batch size"})):
+        values = {k: v for k, v in _probe_candidates(model, loader, num_batches).items() if k not in same_as_right}
+        assert all(abs(a - b) > 1e-3 for a, b in itertools.combinations([*values.values(), 0.5], 2)), values
+    inputs, targets = next(iter(loader))
+    losses = [*_loss_candidates(model, inputs, targets).values(), F.cross_entropy(model(inputs)[:, -1], targets).item()]
+    assert all(abs(a - b) > 1e-3 for a, b in itertools.combinations(losses, 2))
+
+
+@pytest.mark.parametrize("mistake", list(WRONG_ACCURACY))
+def test_activity_3_wrong_accuracy_gets_specific_hint(real, capsys, mistake):
+    fn, hint = WRONG_ACCURACY[mistake]
+    loader, model = real
+    assert check_activity_3(fn, ..., loader, model, "cpu") is False
+    out = capsys.readouterr().out
+    assert "❌ my_calc_accuracy_loader" in out and hint in out, out
+
+
+@pytest.mark.parametrize("mistake", list(WRONG_LOSS))
+def test_activity_3_wrong_loss_gets_specific_hint(real, capsys, mistake):
+    loader, model = real
+    assert check_activity_3(..., loss_variant(mistake), loader, model, "cpu") is False
+    out = capsys.readouterr().out
+    assert "❌ my_calc_loss_batch" in out and WRONG_LOSS[mistake] in out, out
+
+
+def other_style_accuracy(data_loader, model, device, num_batches=None):
+    """Right too: zip over a range, tensors accumulated, a tensor returned."""
+    n = len(data_loader) if num_batches is None else min(num_batches, len(data_loader))
+    hits = torch.tensor([])
+    for _, (x, y) in zip(range(n), data_loader):
+        with torch.no_grad():
+            hits = torch.cat([hits, (model(x.to(device))[:, -1].argmax(-1) == y.to(device)).float().cpu()])
+    return hits.mean()
+
+
+def other_style_loss(input_batch, target_batch, model, device):
+    logits = model(input_batch.to(device))[:, -1, :]
+    return torch.nn.CrossEntropyLoss()(logits, target_batch.to(device))
+
+
+def log_softmax_loss(input_batch, target_batch, model, device):
+    logits = model(input_batch.to(device))[:, -1, :]
+    return F.nll_loss(torch.log_softmax(logits, dim=-1), target_batch.to(device))
+
+
+@pytest.mark.parametrize("accuracy, loss", [
+    ("solution", "solution"), (other_style_accuracy, other_style_loss), (reference_accuracy, log_softmax_loss)])
+def test_activity_3_right_answers_pass(real, capsys, accuracy, loss):
+    ns = run_solution("activity_3.py", {"torch": torch})
+    accuracy = ns["my_calc_accuracy_loader"] if accuracy == "solution" else accuracy
+    loss = ns["my_calc_loss_batch"] if loss == "solution" else loss
+    loader, model = real
+    assert check_activity_3(accuracy, loss, loader, model, "cpu") is True, capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "passes the probe" in out and "All correct" in out
+
+
+def test_activity_3_accepts_a_plain_list_of_batches(real, capsys):
+    loader, model = real
+    batches = list(loader)[:3]
+    assert check_activity_3(reference_accuracy, other_style_loss, batches, model, "cpu") is True
+
+
+def test_activity_3_untouched(real, capsys):
+    def my_calc_accuracy_loader(data_loader, model, device, num_batches=None):
+        ...
+
+    def my_calc_loss_batch(input_batch, target_batch, model, device):
+        """Return the loss tensor."""
+        ...
+
+    loader, model = real
+    assert check_activity_3(my_calc_accuracy_loader, my_calc_loss_batch, loader, model, "cpu") is False
+    out = capsys.readouterr().out
+    assert "not attempted yet: my_calc_accuracy_loader, my_calc_loss_batch" in out and "❌" not in out
+
+
+# --------------------------------------------------------------------------- activity 4
+class Says(torch.nn.Module):
+    """A stand-in classifier: spam exactly when the message contains the token of "WIN"."""
+
+    def __init__(self, tokenizer):
+        super().__init__()
+        self.cfg = {"context_length": 128}
+        self.win = tokenizer.encode("WIN")[0]
+
+    def forward(self, x):
+        spam = (x == self.win).any(dim=1, keepdim=True).float()
+        return torch.cat([1 - spam, spam], dim=-1).unsqueeze(1).expand(-1, x.shape[1], -1) * 4
+
+
+def test_activity_4_untouched_and_wrong_types(tokenizer, capsys):
+    kwargs = dict(model=Says(tokenizer), tokenizer=tokenizer, device="cpu", max_length=120)
+    assert check_activity_4(**kwargs) is False
+    out = capsys.readouterr().out
+    assert "not attempted yet: my_spam, my_ham" in out and "❌" not in out
+    assert check_activity_4("WIN now", "see you", **kwargs) is False
+    out = capsys.readouterr().out
+    assert 'my_spam should be a non-empty list of messages, e.g. ["WINNER!' in out
+    assert 'my_ham should be a non-empty list of messages, e.g. ["Running late' in out
+    assert check_activity_4(["WIN now", ""], ["ok", 3], **kwargs) is False
+    out = capsys.readouterr().out
+    assert "my_spam: the message is empty" in out and "my_ham: a message must be a string" in out
+
+
+def test_activity_4_reports_agreement_and_never_says_all_correct(tokenizer, capsys):
+    kwargs = dict(model=Says(tokenizer), tokenizer=tokenizer, device="cpu", max_length=120)
+    assert check_activity_4(["Free prize, call now", "WIN a cruise"], ["WIN the match tonight?", "see you at 7"],
+                            **kwargs) is True
+    out = capsys.readouterr().out
+    assert "The model agreed with you on 2 of 4 messages." in out
+    assert "🤔 'Free prize, call now' → ham" in out and "🤔 'WIN the match tonight?' → spam" in out
+    assert "What do the messages it disagreed with have in common?" in out
+    assert "All correct" not in out and "❌" not in out
+    assert check_activity_4(["WIN"], ["hi"], **kwargs) is True
+    out = capsys.readouterr().out
+    assert "agreed with you on 2 of 2" in out and "try to fool it" in out and "All correct" not in out
+
+
+def test_activity_4_example_runs(tokenizer, capsys):
+    ns = run_solution("activity_4.py", {})
+    assert check_activity_4(ns["my_spam"], ns["my_ham"], model=Says(tokenizer), tokenizer=tokenizer, device="cpu",
+                            max_length=120) is True

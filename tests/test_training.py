@@ -12,7 +12,6 @@ from helpers import (
     calc_accuracy_loader,
     calc_loss_batch,
     calc_loss_loader,
-    check_activity_3,
     confusion_matrix,
     load_classifier,
     max_steps_from_env,
@@ -22,7 +21,6 @@ from helpers import (
     save_classifier,
     train_classifier_simple,
 )
-from helpers.paths import PROJECT_ROOT
 
 TINY = {"vocab_size": 50257, "context_length": 32, "emb_dim": 32, "n_heads": 4, "n_layers": 2,
         "drop_rate": 0.0, "qkv_bias": True}
@@ -175,51 +173,3 @@ def test_checkpoint_of_another_configuration_is_refused(tmp_path):
         load_classifier(tmp_path / "ckpt")
     with pytest.raises(CheckpointError, match="no classifier checkpoint"):
         load_classifier(tmp_path / "empty")
-
-
-# --------------------------------------------------------------------------- activity 3
-def student_functions(accuracy_mistake=None, loss_mistake=None):
-    namespace = {"torch": torch}
-    exec((PROJECT_ROOT / "notebooks" / "solutions" / "activity_3.py").read_text(), namespace)
-    accuracy, loss = namespace["my_calc_accuracy_loader"], namespace["my_calc_loss_batch"]
-    if accuracy_mistake == "percent":
-        accuracy = lambda *a, **k: namespace["my_calc_accuracy_loader"](*a, **k) * 100  # noqa: E731
-    if accuracy_mistake == "first":
-        def accuracy(loader, model, device, num_batches=None):
-            pairs = [(model(x)[:, 0, :].argmax(-1) == y) for x, y in loader]
-            return torch.cat(pairs).float().mean().item()
-    if loss_mistake == "item":
-        loss = lambda *a: namespace["my_calc_loss_batch"](*a).item()  # noqa: E731
-    if loss_mistake == "softmax":
-        def loss(x, y, model, device):
-            return torch.nn.functional.cross_entropy(torch.softmax(model(x)[:, -1, :], -1), y)
-    return accuracy, loss
-
-
-def test_activity_3_solution_passes(capsys):
-    assert check_activity_3(*student_functions(), toy_loader(), tiny_classifier(), "cpu") is True
-
-
-@pytest.mark.parametrize("acc_mistake, loss_mistake, message", [
-    ("percent", None, "is a percentage"),
-    ("first", None, "FIRST token"),
-    (None, "item", "return the loss tensor itself"),
-    (None, "softmax", "applied softmax before cross_entropy"),
-])
-def test_activity_3_names_the_mistake(capsys, acc_mistake, loss_mistake, message):
-    model = tiny_classifier(seed=5)
-    assert check_activity_3(*student_functions(acc_mistake, loss_mistake), toy_loader(), model, "cpu") is False
-    assert message in capsys.readouterr().out
-
-
-def test_activity_3_untouched_and_crashing(capsys):
-    def untouched(*args, **kwargs):
-        ...
-
-    def crashes(*args, **kwargs):
-        raise NameError("name 'logits' is not defined")
-
-    assert check_activity_3(untouched, untouched, toy_loader(), tiny_classifier(), "cpu") is False
-    assert "not attempted yet: my_calc_accuracy_loader, my_calc_loss_batch" in capsys.readouterr().out
-    assert check_activity_3(crashes, untouched, toy_loader(), tiny_classifier(), "cpu") is False
-    assert "raised NameError" in capsys.readouterr().out
