@@ -713,8 +713,11 @@ def check_activity_3(my_calc_accuracy_loader, my_calc_loss_batch, data_loader, m
     """
     answers = dict(my_calc_accuracy_loader=my_calc_accuracy_loader, my_calc_loss_batch=my_calc_loss_batch)
     fb = _Feedback("Activity 3: implement classification metrics", _caller_names(sys._getframe(1), answers))
-    _check_accuracy(fb, my_calc_accuracy_loader, data_loader, model, device, num_batches)
-    _check_loss(fb, my_calc_loss_batch, data_loader, model, device)
+    # Every pass over a DataLoader draws from PyTorch's global generator; the check leaves it as it was,
+    # so the notebook's later passes still see the book's batches.
+    with torch.random.fork_rng(devices=[]):
+        _check_accuracy(fb, my_calc_accuracy_loader, data_loader, model, device, num_batches)
+        _check_loss(fb, my_calc_loss_batch, data_loader, model, device)
     return fb.report()
 
 

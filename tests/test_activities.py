@@ -546,3 +546,19 @@ def test_activity_4_example_runs(tokenizer, capsys):
     ns = run_solution("activity_4.py", {})
     assert check_activity_4(ns["my_spam"], ns["my_ham"], model=Says(tokenizer), tokenizer=tokenizer, device="cpu",
                             max_length=120) is True
+
+
+def test_activity_3_check_leaves_the_global_generator_alone():
+    """Passes over a DataLoader draw from PyTorch's generator; the check must not shift the book's batches."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from helpers import GPTModel, calc_accuracy_loader, calc_loss_batch, check_activity_3, prepare_for_classification
+
+    torch.manual_seed(0)
+    model = prepare_for_classification(GPTModel({"vocab_size": 50257, "context_length": 16, "emb_dim": 8,
+                                                 "n_heads": 2, "n_layers": 1, "drop_rate": 0.0, "qkv_bias": True}))
+    loader = DataLoader(TensorDataset(torch.randint(0, 50257, (24, 16)), torch.randint(0, 2, (24,))), batch_size=8)
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    check_activity_3(calc_accuracy_loader, calc_loss_batch, loader, model, "cpu")
+    assert torch.equal(torch.get_rng_state(), before)
