@@ -28,6 +28,7 @@ from .data import (
     prepare_spam_splits,
     random_split,
 )
+from .diagrams import plot_model_surgery, plot_pipeline, plot_training_loop
 from .download import DownloadError
 from .fast import CachedTop, FastEngineError, TrunkCache, train_classifier_fast, use_trunk_cache
 from .instructor import PrepareError, prepare, prepared_performance, prepared_seconds, replay_prepared_run

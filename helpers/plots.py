@@ -36,7 +36,7 @@ def plot_token_lengths(lengths, max_length, labels=None, save_path=None):
     """Histogram of messages' token counts, with the padding length marked."""
     fig, ax = plt.subplots(figsize=(7, 3.2))
     lengths = np.asarray(lengths)
-    bins = np.arange(0, lengths.max() + 6, 5)
+    bins = np.arange(0, max(int(lengths.max()), max_length) + 5, 5)  # edges 0, 5, …, up to 120 for the lecture
     if labels is None:
         ax.hist(lengths, bins=bins, color=HAM_COLOR)
     else:
@@ -96,15 +96,21 @@ def plot_causal_mask(tokens, save_path=None):
 
 
 def plot_values(epochs_seen, examples_seen, train_values, val_values, label="loss", save_path=None):
-    """Training and validation curves against epochs, with examples seen on a second x-axis."""
+    """Training and validation curves against epochs, with examples seen on a second x-axis.
+
+    Both axes start at 0, so a loss plot and an accuracy plot of the same run share their epoch axis;
+    every measurement is drawn as a point, so even a single epoch's accuracy is visible.
+    """
     fig, ax1 = plt.subplots(figsize=(6, 3.5))
-    ax1.plot(epochs_seen, train_values, label=f"Training {label}", color=HAM_COLOR)
-    ax1.plot(epochs_seen, val_values, linestyle="-.", label=f"Validation {label}", color=SPAM_COLOR)
+    ax1.plot(epochs_seen, train_values, marker="o", markersize=3, label=f"Training {label}", color=HAM_COLOR)
+    ax1.plot(epochs_seen, val_values, marker="s", markersize=3, linestyle="-.", label=f"Validation {label}",
+             color=SPAM_COLOR)
+    ax1.set_xlim(0, float(max(epochs_seen)) * 1.02)
     ax1.set_xlabel("Epochs")
     ax1.set_ylabel(label.capitalize())
     ax1.legend(frameon=False)
-    ax2 = ax1.twiny()  # same curves, second x-axis in examples seen
-    ax2.plot(examples_seen, train_values, alpha=0)
+    ax2 = ax1.twiny()  # the same x-axis, counted in examples seen
+    ax2.set_xlim(0, float(max(examples_seen)) * 1.02)
     ax2.set_xlabel("Examples seen")
     return _finish(fig, save_path)
 

@@ -83,12 +83,37 @@ def test_every_strategy_trains_what_it_says(name, monkeypatch, capsys):
     assert set(row) == {"strategy", "trainable parameters", "training time (s)", "validation accuracy", "test accuracy"}
     assert 0 <= row["validation accuracy"] <= 1 and 0 <= row["test accuracy"] <= 1
     counts = {n: run["trainable parameters"] for n, run in [(name, row)]}
-    if name == "all layers":
+    if name in ("all layers", "random weights, all layers (no pretraining)"):
         assert counts[name] > 3_000_000  # the test model's embedding alone has 3.2M weights
     if name.startswith("LoRA"):
         assert counts[name] < 200_000
     if name == "gradual unfreezing":
-        assert "epoch 2: head, final norm and the top 1 block(s) train" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "stage 2/2 (epoch 2): head, final norm and the top 1 block(s) train" in out
+        # each stage's log names its stage and counts the run's steps (2 steps per stage here)
+        assert "Stage 1/2 · Ep 1 (Step 000000)" in out and "Stage 2/2 · Ep 2 (Step 000004)" in out
+        assert "\nEp 1 (Step" not in out
+
+
+def test_random_weights_strategy_starts_from_scratch():
+    pretrained = classifier()
+    fresh = STRATEGIES["random weights, all layers (no pretraining)"](classifier())
+    assert all(p.requires_grad for p in fresh.parameters())
+    for (name, a), b in zip(pretrained.named_parameters(), fresh.parameters()):
+        if name.endswith(("norm1.scale", "norm2.scale", "final_norm.scale")):
+            assert torch.equal(b, torch.ones_like(b)), name
+        elif a.dim() == 2:  # every weight matrix, embeddings included, is drawn anew
+            assert not torch.equal(a, b), name
+
+
+def test_comparison_table_shows_published_numbers_beside_ours():
+    from helpers.strategies import PUBLISHED, comparison_table
+
+    rows = [{"strategy": "all layers", "test accuracy": 0.5}, {"strategy": "gradual unfreezing", "test accuracy": 0.6}]
+    table = comparison_table(rows)
+    assert table.loc["all layers", "published test accuracy"] == PUBLISHED["all layers"][1] == 0.9667
+    assert pd.isna(table.loc["gradual unfreezing", "published test accuracy"])  # none published
+    assert table.loc["all layers", "test accuracy"] == 0.5
 
 
 def test_bag_of_words_baseline_on_the_real_split(split_dir):

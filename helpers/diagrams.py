@@ -1,0 +1,127 @@
+"""Teaching diagrams, drawn by code: the model surgery, the pipeline, the training loop.
+
+Each returns its matplotlib Figure (and can save it as PNG). The surgery diagram reads the model it
+is given, so what it shows as frozen or trainable is what the model really does.
+"""
+import matplotlib.pyplot as plt
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+from .plots import _finish
+
+FROZEN, TRAINABLE, NEW, REMOVED, NEUTRAL = "#C9D3E0", "#F2A65A", "#7FC97F", "#EEEEEE", "#FFFFFF"
+
+
+def _box(ax, x, y, w, h, text, color, fontsize=9, **kwargs):
+    ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.02,rounding_size=0.08",
+                                facecolor=color, edgecolor="#333333", linewidth=1, **kwargs))
+    ax.text(x, y, text, ha="center", va="center", fontsize=fontsize)
+
+
+def _arrow(ax, start, end, **kwargs):
+    ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12, color="#333333",
+                                 shrinkA=2, shrinkB=2, **kwargs))
+
+
+def _blank(ax, width, height):
+    ax.set_xlim(0, width)
+    ax.set_ylim(0, height)
+    ax.axis("off")
+
+
+def _trains(module) -> bool:
+    return any(p.requires_grad for p in module.parameters())
+
+
+def _count(module) -> str:
+    n = sum(p.numel() for p in module.parameters())
+    return f"{n / 1e6:.1f} M" if n >= 1e5 else f"{n:,}"
+
+
+def plot_model_surgery(model, vocab_size=50257, save_path=None):
+    """The classifier's layers bottom to top, coloured by whether they train; the replaced head beside them.
+
+    Reads ``requires_grad`` from ``model`` (a classifier after :func:`helpers.prepare_for_classification`).
+    """
+    blocks = list(model.trf_blocks)
+    emb_dim, num_classes = model.cfg["emb_dim"], model.out_head.out_features
+    shown = blocks if len(blocks) <= 6 else [*blocks[:2], None, *blocks[-3:]]  # None: the elided middle
+    rows = [("token + position embeddings", model.tok_emb, None)]
+    for block in shown:
+        if block is None:
+            first, last = 3, len(blocks) - 3
+            rows.append((f"⋮  blocks {first}–{last}  ⋮", None, blocks[2]))
+        else:
+            rows.append((f"transformer block {blocks.index(block) + 1}", block, None))
+    rows += [("final LayerNorm", model.final_norm, None), (f"new head: Linear({emb_dim} → {num_classes})", model.out_head, None)]
+
+    fig, ax = plt.subplots(figsize=(8, 0.52 * (len(rows) + 1) + 1.0))
+    _blank(ax, 10, len(rows) + 1.6)
+    for i, (label, module, stand_in) in enumerate(rows):
+        y = 0.6 + i
+        is_head = module is model.out_head
+        trains = _trains(module if module is not None else stand_in)
+        color = NEW if is_head else (TRAINABLE if trains else FROZEN)
+        detail = "" if module is None else f"   ({_count(module)} parameters)"
+        _box(ax, 3.4, y, 5.6, 0.7, label + detail, color, fontsize=8.5)
+        ax.text(6.4, y, "trains" if trains else "frozen", va="center", fontsize=8.5,
+                color="#B35900" if trains else "#555555", weight="bold" if trains else "normal")
+        if i:
+            _arrow(ax, (3.4, y - 0.65), (3.4, y - 0.35))
+    head_y = 0.6 + len(rows) - 1
+    _box(ax, 8.4, head_y + 1.0, 2.9, 0.75, f"GPT-2's head, removed\nLinear({emb_dim} → {vocab_size:,})", REMOVED,
+         fontsize=8, linestyle="--")
+    _arrow(ax, (7.4, head_y + 0.85), (6.25, head_y + 0.2), linestyle="--")
+    ax.text(6.6, head_y + 0.75, "replaced by", fontsize=8, color="#C0392B", ha="right")
+    ax.set_title("Model surgery: freeze the pretrained trunk, train the top, swap the head", fontsize=10)
+    return _finish(fig, save_path)
+
+
+def plot_pipeline(example="WIN a free cruise!", tokenizer=None, max_length=120, save_path=None):
+    """From a raw SMS to a prediction, one box per step, with the example's values where they are known."""
+    ids = tokenizer.encode(example) if tokenizer is not None else None
+    ids_text = ("[" + ", ".join(map(str, ids[:3])) + (", …]" if len(ids) > 3 else "]")) if ids else "[token ids]"
+    n_real = len(ids) if ids else "n"
+    steps = [
+        (f"raw SMS\n“{example[:20]}{'…' if len(example) > 20 else ''}”", NEUTRAL),
+        (f"tokenize (GPT-2 BPE)\n{ids_text}", NEUTRAL),
+        (f"pad to {max_length} tokens\n{n_real} real + padding", NEUTRAL),
+        ("GPT-2 trunk\n(frozen)", FROZEN),
+        ("last block, norm\n(trained)", TRAINABLE),
+        ("new head\nlast token → 2 logits", NEW),
+        ("softmax → argmax\nham / spam", NEUTRAL),
+    ]
+    fig, ax = plt.subplots(figsize=(13, 2.0))
+    _blank(ax, 12, 2)
+    width = 12 / len(steps)
+    for i, (text, color) in enumerate(steps):
+        x = width * (i + 0.5)
+        _box(ax, x, 1.0, width * 0.86, 1.1, text, color, fontsize=7.5)
+        if i:
+            _arrow(ax, (x - width * 0.57, 1.0), (x - width * 0.43, 1.0))
+    ax.set_title("The pipeline: from a raw message to a prediction", fontsize=10)
+    return _finish(fig, save_path)
+
+
+def plot_training_loop(save_path=None):
+    """The four moves of every training step, as a cycle, with the evaluations beside it."""
+    moves = ["1. optimizer.zero_grad()\nforget the last gradients",
+             "2. forward pass + loss\ncalc_loss_batch (last token)",
+             "3. loss.backward()\ngradients of the trainable weights",
+             "4. optimizer.step()\nAdamW updates the weights"]
+    places = [(2.5, 3.3), (6.5, 3.3), (6.5, 1.0), (2.5, 1.0)]
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    _blank(ax, 11.5, 4.3)
+    for text, (x, y) in zip(moves, places):
+        _box(ax, x, y, 3.3, 1.1, text, TRAINABLE if "step" in text else NEUTRAL, fontsize=8.5)
+    for (x0, y0), (x1, y1) in zip(places, places[1:] + places[:1]):
+        if y0 == y1:
+            sign = 1 if x1 > x0 else -1
+            _arrow(ax, (x0 + sign * 1.7, y0), (x1 - sign * 1.7, y1))
+        else:
+            sign = 1 if y1 > y0 else -1
+            _arrow(ax, (x0, y0 + sign * 0.6), (x1, y1 - sign * 0.6))
+    ax.text(4.5, 2.15, "for every batch\nof 8 messages", ha="center", va="center", fontsize=9, style="italic")
+    _box(ax, 9.9, 2.15, 2.9, 2.6, "every eval_freq steps:\nloss on eval_iter batches\n(train and val)\n\n"
+         "after every epoch:\naccuracy on eval_iter\nbatches", FROZEN, fontsize=8)
+    ax.set_title("One training step, four moves", fontsize=10)
+    return _finish(fig, save_path)
