@@ -108,6 +108,15 @@ def _check(tensors, cfg, where):
             raise WeightsError(f"{where}: tensor {name!r} has shape {list(tensors[name].shape)}, but this model "
                                f"(emb_dim={cfg['emb_dim']}, n_layers={cfg['n_layers']}) needs {list(shape)}. "
                                "Is the file for another GPT-2 size?")
+    for name in expected:  # a corrupted file must never pass for a good one
+        tensor = tensors[name]
+        if not tensor.is_floating_point():
+            raise WeightsError(f"{where}: tensor {name!r} holds {str(tensor.dtype).removeprefix('torch.')} values, "
+                               "not floating-point weights. The file is corrupted or not GPT-2's: delete it and "
+                               "download it again.")
+        if not torch.isfinite(tensor).all():
+            raise WeightsError(f"{where}: tensor {name!r} holds NaN or infinite values. The file is corrupted: "
+                               "delete it and download it again.")
 
 
 @torch.no_grad()
