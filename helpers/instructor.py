@@ -311,7 +311,8 @@ def time_notebooks(timeout=600) -> dict:
 def prepare(model_size=DEFAULT_MODEL, source=None, timing=True, retime=False) -> dict:
     """Prepare everything for class; returns the report (also saved as ``report.json``)."""
     get_model_config(model_size)
-    if source is not None and not Path(source).is_dir():
+    source = Path(source).expanduser() if source is not None else None
+    if source is not None and not source.is_dir():
         raise PrepareError(f"the folder to copy from, {source}, does not exist")
     start = time.time()
     print(f"Preparing the workbook for {active_model_name(model_size)} in {display_path(data_dir())}")

@@ -174,7 +174,8 @@ def gpt2_weights_path(model_size, models_dir=None, *, urls=None, timeout=60.0, r
     target = Path(models_dir or data_dir() / "gpt2") / repo / "model.safetensors"
     staged_dir = os.environ.get(ENV_GPT2_DIR)
     if staged_dir:
-        for candidate in (Path(staged_dir) / repo / "model.safetensors", Path(staged_dir) / f"{repo}.safetensors"):
+        for candidate in (Path(staged_dir).expanduser() / repo / "model.safetensors",
+                          Path(staged_dir).expanduser() / f"{repo}.safetensors"):
             if candidate.is_file():
                 return candidate
     if target.is_file():
