@@ -1,29 +1,68 @@
 """Command line.
 
-* ``python -m helpers classify "message" …`` (or one message per line on stdin) prints one line per
-  message: ``label<TAB>P(spam)<TAB>message``.
+* ``python -m helpers classify "message" …`` (or one message per line on stdin, UTF-8, lines ending
+  in ``\n`` or ``\r\n``) prints one line per message: ``label<TAB>P(spam)<TAB>message``, with any
+  backslash, tab, newline or other line break in the message escaped (``\\``, ``\t``, ``\n``, ``\x0b`` …),
+  so each record stays on one line.
 * ``python -m helpers prepare [--size …] [--from FOLDER]`` prepares everything for class.
 
 Exit status 0 on success, 2 for bad input or anything missing (with the reason on stderr).
 """
 import argparse
+import os
 import sys
 
 from .checkpoint import CheckpointError, default_checkpoint_dir, load_classifier
+from .files import CorruptFileError
 from .inference import classify_texts
+from .paths import StorageError
 from .pipeline import active_model_name
 from .tokenizer import get_gpt2_tokenizer
 from .weights import print_test_model_banner
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
+# Everything str.splitlines() treats as a line break, plus tab (the field separator) and backslash
+# (so the escaping can be undone): escaped in the message field of each output record.
+_ESCAPES = {ord("\\"): "\\\\", ord("\t"): "\\t", ord("\n"): "\\n", ord("\r"): "\\r",
+            **{ord(c): f"\\x{ord(c):02x}" for c in "\x0b\x0c\x1c\x1d\x1e\x85"},
+            **{ord(c): f"\\u{ord(c):04x}" for c in "\u2028\u2029"}}
+
+
+class InputError(ValueError):
+    """The input cannot be read as messages."""
+
+
+def escape_field(text: str) -> str:
+    """``text`` on one line without tabs: backslash, tab and line breaks written as escapes."""
+    return text.translate(_ESCAPES)
+
+
+def split_lines(text: str) -> list:
+    """One message per line: lines end in \\n or \\r\\n only (not \\v, \\f or U+2028, as str.splitlines would)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the newline that ends the last line
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
 def _messages(args):
     if args.messages:
+        for number, message in enumerate(args.messages, 1):
+            try:
+                message.encode("utf-8")
+            except UnicodeEncodeError as exc:  # bytes the locale could not decode (surrogate escapes)
+                raise InputError(f"argument {number} is not valid UTF-8 text; pass the messages as UTF-8") from exc
         return list(args.messages)
     if sys.stdin is None or sys.stdin.isatty():
         return []
-    lines = sys.stdin.read().splitlines()
+    raw = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode("utf-8")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise InputError(f"the input is not UTF-8 text: byte 0x{raw[exc.start]:02x} on line {line} cannot be "
+                         "decoded. Convert it first, e.g. with `iconv -f latin1 -t utf-8`.") from exc
+    lines = split_lines(text.removeprefix("\ufeff"))
     for number, line in enumerate(lines, 1):
         if not line.strip():
             print(f"note: skipping blank line {number} of the input", file=sys.stderr)
@@ -31,7 +70,11 @@ def _messages(args):
 
 
 def classify_command(args) -> int:
-    messages = _messages(args)
+    try:
+        messages = _messages(args)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if not messages:
         print("error: nothing to classify. Give messages as arguments or one per line on stdin, e.g.\n"
               '  python -m helpers classify "WIN a free cruise! Reply YES"', file=sys.stderr)
@@ -43,15 +86,15 @@ def classify_command(args) -> int:
     folder = args.checkpoint or default_checkpoint_dir(active_model_name())
     try:
         model, recipe = load_classifier(folder)
-    except CheckpointError as exc:
+    except (CheckpointError, CorruptFileError, StorageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if recipe["model_name"] == "test-model":
         print_test_model_banner(file=sys.stderr)
-    labels, probabilities = classify_texts(messages, model, get_gpt2_tokenizer(), "cpu",
-                                           max_length=recipe["max_length"])
+    # the checkpoint's reading rule (max_length and pooling) travels with the model
+    labels, probabilities = classify_texts(messages, model, get_gpt2_tokenizer(), "cpu")
     for message, label, p in zip(messages, labels, probabilities):
-        print(f"{'spam' if label == 1 else 'ham'}\t{p[1]:.3f}\t{message}")
+        print(f"{'spam' if label == 1 else 'ham'}\t{p[1]:.3f}\t{escape_field(message)}")
     return EXIT_OK
 
 
@@ -72,8 +115,18 @@ def main(argv=None) -> int:
     prepare.add_argument("--no-timing", action="store_true", help="skip running the notebooks to time them")
     prepare.add_argument("--retime", action="store_true", help="time the notebooks again")
     args = parser.parse_args(argv)
-    if args.command == "prepare":
-        from .instructor import main_prepare
+    try:
+        if args.command == "prepare":
+            from .instructor import main_prepare
 
-        return main_prepare(args)
-    return classify_command(args)
+            return main_prepare(args)
+        status = classify_command(args)
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:  # the reader left (e.g. `| head -1`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's own flush at exit must not fail again
+        return EXIT_OK
+    except StorageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT

@@ -6,6 +6,7 @@ Functions keep the slide names: ``download_sms_spam_dataset``, ``create_balanced
 import hashlib
 import os
 import zipfile
+import zlib
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +24,8 @@ SMS_SPAM_URLS = (
 SMS_SPAM_FILE = "SMSSpamCollection"
 SMS_SPAM_SHA256 = "7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d"
 ZIP_NAME = "sms_spam_collection.zip"
+#: The original SMSSpamCollection is 477,907 bytes; anything far larger is not it (e.g. a zip bomb).
+SMS_SPAM_MAX_BYTES = 4 << 20
 
 LABEL_MAP = {"ham": 0, "spam": 1}
 CLASS_NAMES = ("ham", "spam")
@@ -44,9 +47,9 @@ def _offline_help(folder: Path) -> str:
 def _extract_verified(zip_path: Path, target: Path, *, remove_bad_zip: bool) -> Path:
     """Extract SMSSpamCollection from ``zip_path`` to ``target`` if its sha256 is right."""
     try:
-        with zipfile.ZipFile(zip_path) as archive:
-            data = archive.read(SMS_SPAM_FILE)
-    except (zipfile.BadZipFile, KeyError, EOFError, zipfile.LargeZipFile) as exc:
+        with zipfile.ZipFile(zip_path) as archive, archive.open(SMS_SPAM_FILE) as member:
+            data = _read_limited(member, zip_path)  # a stream: a zip bomb stops at the limit
+    except (zipfile.BadZipFile, KeyError, EOFError, zipfile.LargeZipFile, zlib.error) as exc:
         if remove_bad_zip:
             zip_path.unlink(missing_ok=True)
         removed = " It was removed from the cache; run again to fetch a fresh copy." if remove_bad_zip else ""
@@ -55,6 +58,15 @@ def _extract_verified(zip_path: Path, target: Path, *, remove_bad_zip: bool) -> 
             f"It is probably truncated or corrupted.{removed} {_offline_help(target.parent.parent)}"
         ) from exc
     return _write_verified(data, target, source=zip_path, remove_source=remove_bad_zip)
+
+
+def _read_limited(stream, source, limit=None) -> bytes:
+    limit = SMS_SPAM_MAX_BYTES if limit is None else limit
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise DatasetError(f"The SMSSpamCollection in {display_path(source)} is larger than {limit >> 20} MB (the "
+                           f"original is 0.5 MB): it is not the UCI file. {_offline_help(data_dir())}")
+    return data
 
 
 def _write_verified(data: bytes, target: Path, *, source: Path, remove_source: bool) -> Path:
@@ -75,7 +87,9 @@ def _install_local_copy(source: Path, target: Path) -> Path:
         raise DatasetError(f"The pre-staged dataset {source} does not exist. {_offline_help(target.parent.parent)}")
     if zipfile.is_zipfile(source) or source.suffix.lower() == ".zip":
         return _extract_verified(source, target, remove_bad_zip=False)
-    return _write_verified(source.read_bytes(), target, source=source, remove_source=False)
+    with open(source, "rb") as stream:
+        data = _read_limited(stream, source)
+    return _write_verified(data, target, source=source, remove_source=False)
 
 
 def download_sms_spam_dataset(local_copy=None, data_folder=None, *, urls=SMS_SPAM_URLS, timeout=30.0, retries=3) -> Path:

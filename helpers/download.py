@@ -15,6 +15,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .files import write_atomically
+
 CHUNK = 1 << 20
 
 
@@ -32,32 +34,16 @@ def sha256_of(path, chunk=CHUNK) -> str:
 
 def atomic_write_bytes(path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder, then rename it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomically(path, data)
 
 
 def atomic_copy(source, destination) -> Path:
     """Copy a file so that ``destination`` only ever holds a complete copy."""
-    destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+    def copy(tmp):
+        with open(tmp, "wb") as out, open(source, "rb") as src:
             shutil.copyfileobj(src, out, CHUNK)
-        os.replace(tmp, destination)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return destination
+
+    return write_atomically(destination, writer=copy)
 
 
 def _fetch(url, destination: Path, timeout: float, desc: str) -> None:

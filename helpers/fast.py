@@ -28,9 +28,11 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from .files import CorruptFileError, remove_checked, verify_checked, write_checked
 from .gpt import GPTModel
 from .training import train_classifier_simple
 
@@ -204,17 +206,31 @@ class TrunkCache:
         rows = torch.stack([torch.frombuffer(bytearray(key), dtype=torch.long) for key in keys])
         tensors = {"rows": rows, "lengths": torch.tensor([len(a) for a in self.activations]),
                    "activations": torch.cat(self.activations)}
-        tmp = path.with_name(path.name + ".part")
-        save_file(tensors, str(tmp))
-        tmp.replace(path)
-        return path
+        # a uniquely named temporary file and a checksum: concurrent saves never collide
+        return write_checked(path, writer=lambda tmp: save_file(tensors, tmp))
 
     def load(self, folder) -> bool:
-        """Fill the cache from ``folder`` if it holds this trunk's file; True if it did."""
+        """Fill the cache from ``folder`` if it holds this trunk's file; True if it did.
+
+        A file that fails its checksum or does not fit this trunk is deleted (so the next
+        ``prepare`` rebuilds it) and the cache stays as it was: False.
+        """
         path = self.file_for(folder)
         if not path.is_file():
             return False
-        saved = load_file(str(path))
+        try:
+            verify_checked(path)
+            saved = load_file(str(path))
+            rows, lengths, activations = saved["rows"], saved["lengths"], saved["activations"]
+            width = self.model.cfg["emb_dim"]
+            if (rows.dtype != torch.long or lengths.dtype != torch.long or rows.ndim != 2 or activations.ndim != 2
+                    or activations.shape[1] != width or len(lengths) != len(rows)
+                    or int(lengths.sum()) != len(activations) or not torch.isfinite(activations).all()):
+                raise ValueError("its tensors do not have the shapes and types of a trunk cache")
+        except (CorruptFileError, SafetensorError, KeyError, ValueError, RuntimeError, OSError) as exc:
+            print(f"The trunk cache {path.name} cannot be used ({exc}); it was deleted and will be rebuilt.")
+            remove_checked(path)
+            return False
         for row, piece in zip(saved["rows"], torch.split(saved["activations"], saved["lengths"].tolist())):
             key = row.numpy().tobytes()
             if key not in self.index:

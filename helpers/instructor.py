@@ -9,8 +9,8 @@ With ``WORKBOOK_INSTRUCTOR=1`` the notebooks then *replay* the prepared runs ins
 live, and evaluate through the prepared trunk cache, so each runs top to bottom in seconds.
 """
 import contextlib
+import hashlib
 import io
-import json
 import os
 import re
 import subprocess
@@ -21,12 +21,13 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import default_checkpoint_dir, load_classifier, save_classifier
+from .checkpoint import CheckpointError, default_checkpoint_dir, load_classifier, read_recipe, save_classifier
 from .data import SMS_SPAM_URLS, DatasetError, download_sms_spam_dataset, get_spam_dataloaders, prepare_spam_splits
 from .download import atomic_copy
+from .files import CorruptFileError, read_csv, read_json, verify_checked, write_csv, write_json
 from .gpt import GPTModel, get_model_config
 from .fast import trunk_cache_dir
-from .paths import ENV_INSTRUCTOR, PROJECT_ROOT, data_dir, display_path
+from .paths import ENV_INSTRUCTOR, PROJECT_ROOT, StorageError, data_dir, display_path
 from .pipeline import DEFAULT_MODEL, LECTURE_SETTINGS, active_model_name
 from .weights import HF_MODEL_PAGE, HF_REPOS, WeightsError, gpt2_weights_path, load_weights_into_gpt, test_model_enabled
 
@@ -59,7 +60,24 @@ def read_prepared(name, model_size=DEFAULT_MODEL) -> dict:
     if not path.is_file():
         raise PrepareError(f"instructor mode needs the prepared {name!r} run, and {display_path(path)} is missing: "
                            f"run `python -m helpers prepare` first, or set {ENV_INSTRUCTOR}=0 to train live.")
-    return json.loads(path.read_text())
+    try:
+        return _check_record(read_json(path), name, path)
+    except CorruptFileError as exc:
+        raise PrepareError(f"instructor mode cannot replay the prepared {name!r} run: {exc}. Run "
+                           f"`python -m helpers prepare` again (it rebuilds it), or set {ENV_INSTRUCTOR}=0.") from exc
+
+
+def _check_record(record, name, path):
+    """A run record's fields have the types replay needs (else: CorruptFileError, and it is rebuilt)."""
+    fields = {"date": str, "seconds": (int, float), "log": list, "curves": list}
+    if name == "exact":
+        fields["lecture_seconds_projected"] = (int, float)
+    for field, kind in fields.items():
+        if not isinstance(record.get(field), kind):
+            raise CorruptFileError(path, f"lacks a valid {field!r}")
+    if len(record["curves"]) != 5:
+        raise CorruptFileError(path, "does not hold the five training curves")
+    return record
 
 
 def replay_prepared_run(name, model, model_size=DEFAULT_MODEL):
@@ -81,13 +99,15 @@ def prepared_seconds(name, model_size=DEFAULT_MODEL) -> float:
 
 
 def prepared_performance(model_size=DEFAULT_MODEL):
-    import pandas as pd
-
     path = prepared_dir(model_size) / "performance.csv"
     if not path.is_file():
         raise PrepareError(f"{display_path(path)} is missing: run `python -m helpers prepare` first.")
+    try:
+        table = read_csv(path, index_col=0)
+    except CorruptFileError as exc:
+        raise PrepareError(f"{exc}: run `python -m helpers prepare` again (it measures again).") from exc
     print(f"▶ Instructor mode: the measurements taken during preparation ({display_path(path)}).")
-    return pd.read_csv(path, index_col=0)
+    return table
 
 
 # --------------------------------------------------------------------------- preparation steps
@@ -105,16 +125,26 @@ def _staged_weights(source, repo):
     return None
 
 
+def _verified_marker(path) -> Path:
+    """Where the note "this weights file was verified" lives: in the data folder, never beside the file
+    (which may be on a read-only USB stick or a shared folder)."""
+    key = hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:16]
+    return data_dir() / "gpt2" / ".verified" / f"{key}.json"
+
+
 def _verify_weights(path, model_size):
-    marker = path.with_name(path.name + ".verified.json")
-    stamp = {"size": path.stat().st_size, "mtime_ns": path.stat().st_mtime_ns}
-    if marker.is_file() and json.loads(marker.read_text()) == stamp:
-        return
+    marker = _verified_marker(path)
+    stamp = {"path": str(Path(path).resolve()), "size": path.stat().st_size, "mtime_ns": path.stat().st_mtime_ns}
+    try:
+        if read_json(marker) == stamp:
+            return
+    except CorruptFileError:
+        pass
     with torch.device("meta"):
         meta = GPTModel(get_model_config(model_size))
     model = meta.to_empty(device="cpu")
     load_weights_into_gpt(model, path)  # raises WeightsError naming the file and tensor
-    marker.write_text(json.dumps(stamp))
+    write_json(marker, stamp)
 
 
 def _fetch_inputs(model_size, source):
@@ -136,8 +166,12 @@ def _fetch_inputs(model_size, source):
         try:
             staged = _staged_weights(source, repo) if source else None
             if staged is not None and not target.is_file():
-                _verify_weights(staged, model_size)
-                atomic_copy(staged, target)
+                atomic_copy(staged, target)  # then verified below; the source folder is only read
+                try:
+                    _verify_weights(target, model_size)
+                except WeightsError:
+                    target.unlink(missing_ok=True)
+                    raise
             path = gpt2_weights_path(model_size)
             _verify_weights(path, model_size)
             print(f"  ✓ weights: {display_path(path)} (every tensor present with the right shape)")
@@ -175,9 +209,17 @@ def _train_and_record(name, model_size):
 
     record_path = _record_path(name, model_size)
     checkpoint = run_checkpoint(name, model_size)
-    if record_path.is_file() and (checkpoint / "model.safetensors").is_file():
+    try:
+        _check_record(read_json(record_path), name, record_path)
+        read_recipe(checkpoint)
+        verify_checked(checkpoint / "model.safetensors")
         print(f"  ✓ {name} run: already prepared")
         return
+    except CorruptFileError as exc:
+        if record_path.exists():
+            print(f"  ! {exc}: training this run again")
+    except CheckpointError as exc:
+        print(f"  ! {exc.args[0].split(';')[0]}: training this run again")
     loaders = get_spam_dataloaders()
     with contextlib.redirect_stdout(io.StringIO()):  # no test-model banner in the report
         model = build_spam_classifier(model_size, "cpu")
@@ -201,8 +243,7 @@ def _train_and_record(name, model_size):
               "curves": list(curves)}
     if name == "exact":
         record["lecture_seconds_projected"] = _project_lecture_loop(model_size, loaders)
-    record_path.parent.mkdir(parents=True, exist_ok=True)
-    record_path.write_text(json.dumps(record, indent=1))
+    write_json(record_path, record)
     print(f"  ✓ {name} run: trained in {seconds:.0f} s, saved to {display_path(checkpoint)}")
 
 
@@ -225,15 +266,18 @@ def _measure_performance(model_size):
     from .tokenizer import get_gpt2_tokenizer
 
     path = prepared_dir(model_size) / "performance.csv"
-    if path.is_file():
+    try:
+        read_csv(path, index_col=0)
         print("  ✓ performance measurements: already prepared")
         return
+    except CorruptFileError as exc:
+        if path.exists():
+            print(f"  ! {exc}: measuring again")
     model, recipe = load_classifier(default_checkpoint_dir(active_model_name(model_size)))
     test_loader = get_spam_dataloaders()[2]
     texts = test_loader.dataset.data["Text"].tolist()[:64]
     table = compare_fp32_int8(model, get_gpt2_tokenizer(), texts, recipe["max_length"], test_loader)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(path)
+    write_csv(path, table)
     print(f"  ✓ performance measurements: {display_path(path)}")
 
 
@@ -267,7 +311,8 @@ def time_notebooks(timeout=600) -> dict:
 def prepare(model_size=DEFAULT_MODEL, source=None, timing=True, retime=False) -> dict:
     """Prepare everything for class; returns the report (also saved as ``report.json``)."""
     get_model_config(model_size)
-    if source is not None and not Path(source).is_dir():
+    source = Path(source).expanduser() if source is not None else None
+    if source is not None and not source.is_dir():
         raise PrepareError(f"the folder to copy from, {source}, does not exist")
     start = time.time()
     print(f"Preparing the workbook for {active_model_name(model_size)} in {display_path(data_dir())}")
@@ -283,14 +328,21 @@ def prepare(model_size=DEFAULT_MODEL, source=None, timing=True, retime=False) ->
         _train_and_record(name, model_size)
     _measure_performance(model_size)
     report_path = prepared_dir(model_size) / "report.json"
-    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    try:
+        report = read_json(report_path)
+        if not isinstance(report.get("notebook_seconds", {}), dict):
+            raise CorruptFileError(report_path, "holds no valid notebook_seconds")
+    except CorruptFileError as exc:
+        if report_path.exists():
+            print(f"  ! {exc}: writing a new one")
+        report = {}
     print("5/5 notebooks in instructor mode")
     if timing and (retime or "notebook_seconds" not in report):
         report["notebook_seconds"] = time_notebooks()
     elif "notebook_seconds" in report:
         print("  ✓ timed before (use --retime to time again)")
     report |= {"model": active_model_name(model_size), "prepared": time.strftime("%Y-%m-%d %H:%M")}
-    report_path.write_text(json.dumps(report, indent=1))
+    write_json(report_path, report)
     print(f"\nReady ({time.time() - start:.0f} s). For class: export {ENV_INSTRUCTOR}=1, then open the notebooks.")
     for name, seconds in report.get("notebook_seconds", {}).items():
         print(f"  {name:<26} {seconds:5.1f} s")
@@ -300,7 +352,7 @@ def prepare(model_size=DEFAULT_MODEL, source=None, timing=True, retime=False) ->
 def main_prepare(args) -> int:
     try:
         prepare(args.size, args.source, timing=not args.no_timing, retime=args.retime)
-    except (PrepareError, DatasetError, WeightsError) as exc:
+    except (PrepareError, DatasetError, WeightsError, StorageError, CheckpointError) as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 2
     return 0

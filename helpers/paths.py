@@ -17,10 +17,26 @@ ENV_MAX_STEPS = "WORKBOOK_MAX_STEPS"      # cap on training steps in the noteboo
 ENV_INSTRUCTOR = "WORKBOOK_INSTRUCTOR"    # "1": replay the runs prepared by `python -m helpers prepare`
 
 
+class StorageError(RuntimeError):
+    """The data folder cannot be used or a file cannot be written (not a folder, read-only, disk full)."""
+
+
 def data_dir() -> Path:
     """The folder for downloads and generated files (``data/`` unless ``WORKBOOK_DATA_DIR`` is set)."""
-    folder = Path(os.environ.get(ENV_DATA_DIR) or PROJECT_ROOT / "data")
-    folder.mkdir(parents=True, exist_ok=True)
+    setting = os.environ.get(ENV_DATA_DIR)
+    folder = Path(setting).expanduser() if setting else PROJECT_ROOT / "data"
+    where = f"the data folder {folder}" + (f" (from {ENV_DATA_DIR})" if setting else "")
+    if folder.is_symlink() and not folder.exists():
+        raise StorageError(f"{where} is a symbolic link to {os.readlink(folder)}, which does not exist. "
+                           f"Create that folder, remove the link, or set {ENV_DATA_DIR} to another folder.")
+    if folder.exists() and not folder.is_dir():
+        raise StorageError(f"{where} is a file, not a folder. Move the file away or set {ENV_DATA_DIR} "
+                           "to a folder.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create {where}: {exc.strerror or exc}. Set {ENV_DATA_DIR} to a writable "
+                           "folder.") from exc
     return folder
 
 

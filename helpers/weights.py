@@ -108,6 +108,15 @@ def _check(tensors, cfg, where):
             raise WeightsError(f"{where}: tensor {name!r} has shape {list(tensors[name].shape)}, but this model "
                                f"(emb_dim={cfg['emb_dim']}, n_layers={cfg['n_layers']}) needs {list(shape)}. "
                                "Is the file for another GPT-2 size?")
+    for name in expected:  # a corrupted file must never pass for a good one
+        tensor = tensors[name]
+        if not tensor.is_floating_point():
+            raise WeightsError(f"{where}: tensor {name!r} holds {str(tensor.dtype).removeprefix('torch.')} values, "
+                               "not floating-point weights. The file is corrupted or not GPT-2's: delete it and "
+                               "download it again.")
+        if not torch.isfinite(tensor).all():
+            raise WeightsError(f"{where}: tensor {name!r} holds NaN or infinite values. The file is corrupted: "
+                               "delete it and download it again.")
 
 
 @torch.no_grad()
@@ -165,7 +174,8 @@ def gpt2_weights_path(model_size, models_dir=None, *, urls=None, timeout=60.0, r
     target = Path(models_dir or data_dir() / "gpt2") / repo / "model.safetensors"
     staged_dir = os.environ.get(ENV_GPT2_DIR)
     if staged_dir:
-        for candidate in (Path(staged_dir) / repo / "model.safetensors", Path(staged_dir) / f"{repo}.safetensors"):
+        for candidate in (Path(staged_dir).expanduser() / repo / "model.safetensors",
+                          Path(staged_dir).expanduser() / f"{repo}.safetensors"):
             if candidate.is_file():
                 return candidate
     if target.is_file():

@@ -6,8 +6,19 @@ import sys
 import pytest
 import torch
 
-from helpers import PrepareError, load_classifier, prepare, replay_prepared_run
+from helpers import (
+    CachedTop,
+    PrepareError,
+    TrunkCache,
+    calc_accuracy_loader,
+    get_spam_dataloaders,
+    load_classifier,
+    prepare,
+    prepared_performance,
+    replay_prepared_run,
+)
 from helpers.checkpoint import default_checkpoint_dir
+from helpers.instructor import RUNS, prepared_dir, read_prepared, run_checkpoint
 from helpers.paths import PROJECT_ROOT
 
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -55,8 +66,41 @@ def test_prepare_then_instructor_mode_then_idempotent(classroom, capsys, monkeyp
     prepare(source=usb)
     out = capsys.readouterr().out
     assert out.count("already prepared") == 5 and "timed before" in out
-    assert {p: p.stat().st_mtime_ns for p in files if p.name != "report.json"} == \
-           {p: t for p, t in stamps.items() if p.name != "report.json"}
+    assert {p: p.stat().st_mtime_ns for p in files if not p.name.startswith("report.json")} == \
+           {p: t for p, t in stamps.items() if not p.name.startswith("report.json")}
+
+    # every prepared checkpoint is read as it was trained: the CLI's accuracy is the engine's
+    test_loader = get_spam_dataloaders()[2]
+    texts, labels = test_loader.dataset.data["Text"].tolist(), test_loader.dataset.data["Label"].tolist()
+    for name in RUNS:
+        model, recipe = load_classifier(run_checkpoint(name))
+        assert recipe["pooling"] == ("last" if name == "exact" else "last_real")
+        trained = calc_accuracy_loader(test_loader, CachedTop(model, TrunkCache(model, name)), "cpu")
+        result = subprocess.run([sys.executable, "-m", "helpers", "classify", "--checkpoint", str(run_checkpoint(name))],
+                                input="\n".join(texts), capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=300)
+        predicted = [line.split("\t")[0] == "spam" for line in result.stdout.splitlines()]
+        assert result.returncode == 0 and len(predicted) == len(labels), result.stderr
+        accuracy = sum(p == bool(y) for p, y in zip(predicted, labels)) / len(labels)
+        assert accuracy == pytest.approx(trained, abs=1.01 / len(labels))  # float rounding may flip one tie
+
+    # a kill -9 during an in-place write used to leave 0-byte files that the next run trusted
+    folder = prepared_dir()
+    trunk_file = next((data / "trunk_cache").glob("trunk-exact-*.safetensors"))
+    for path in (folder / "runs" / "exact.json", folder / "performance.csv", folder / "report.json"):
+        path.write_bytes(b"")
+    trunk_file.write_bytes(trunk_file.read_bytes()[:1000])  # truncated
+    with pytest.raises(PrepareError, match="exact.json.*prepare"):
+        read_prepared("exact")
+    with pytest.raises(PrepareError, match="performance.csv.*prepare"):
+        prepared_performance()
+    monkeypatch.setenv("WORKBOOK_INSTRUCTOR", "0")
+    capsys.readouterr()
+    prepare(source=usb, timing=False)
+    out = capsys.readouterr().out
+    assert "cannot be used" in out and "trunk cache (exact): " in out and "messages in" in out
+    assert "exact run: trained" in out and "flexible run: already prepared" in out
+    assert "measuring again" in out and "report.json" in out and "writing a new one" in out
+    assert len(read_prepared("exact")["curves"]) == 5 and len(prepared_performance()) == 2
 
 
 def test_corrupted_staged_dataset_is_refused(classroom, staged_zip):

@@ -21,6 +21,7 @@ from helpers import (
     save_classifier,
     train_classifier_simple,
 )
+from helpers.files import write_json
 
 TINY = {"vocab_size": 50257, "context_length": 32, "emb_dim": 32, "n_heads": 4, "n_layers": 2,
         "drop_rate": 0.0, "qkv_bias": True}
@@ -168,7 +169,10 @@ def test_checkpoint_of_another_configuration_is_refused(tmp_path):
         load_classifier(tmp_path / "ckpt", expected_model_name="gpt2-small (124M)")
     recipe = json.loads((tmp_path / "ckpt" / "classifier.json").read_text())
     recipe["config"]["emb_dim"] = 64
-    (tmp_path / "ckpt" / "classifier.json").write_text(json.dumps(recipe))
+    (tmp_path / "ckpt" / "classifier.json").write_text(json.dumps(recipe))  # edited: its checksum no longer fits
+    with pytest.raises(CheckpointError, match="does not match its checksum"):
+        load_classifier(tmp_path / "ckpt")
+    write_json(tmp_path / "ckpt" / "classifier.json", recipe)  # a consistent recipe for another shape
     with pytest.raises(CheckpointError, match="cannot be loaded into the model its recipe describes"):
         load_classifier(tmp_path / "ckpt")
     with pytest.raises(CheckpointError, match="no classifier checkpoint"):

@@ -1,0 +1,166 @@
+"""One writer and one checked reader for every file the workbook writes (JSON, CSV, safetensors).
+
+A file is written to a uniquely named temporary file in its folder, flushed to disk, then renamed
+over the target, so a reader never sees half a file and two processes never write the same
+temporary. Next to it goes ``<name>.sha256`` (the format of ``sha256sum``): a file whose checksum
+is missing or does not match is *corrupt* and is never trusted; callers rebuild it.
+"""
+import errno
+import hashlib
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from .paths import StorageError, display_path
+
+CHUNK = 1 << 20
+SUFFIX = ".sha256"
+
+
+class CorruptFileError(RuntimeError):
+    """A file is missing its checksum, or its content does not match it (truncated, edited, half written)."""
+
+    def __init__(self, path, reason):
+        self.path = Path(path)
+        super().__init__(f"{display_path(path)} {reason}")
+
+
+def checksum_path(path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + SUFFIX)
+
+
+def sha256_file(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _storage_error(path, exc) -> StorageError:
+    what = {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system is read-only",
+            errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+            errno.ENOTDIR: "a part of the path is a file, not a folder"}.get(exc.errno, exc.strerror or str(exc))
+    return StorageError(f"cannot write {display_path(path)}: {what}. Free some space or make the folder writable, "
+                        f"or set WORKBOOK_DATA_DIR to a writable folder.")
+
+
+def write_atomically(path, data=None, *, writer=None, before_replace=None) -> Path:
+    """Write ``data`` (bytes), or whatever ``writer(tmp_path)`` writes, to ``path`` atomically.
+
+    The content goes to a uniquely named temporary file next to ``path`` (two processes never
+    share one), is flushed to disk, and is renamed over ``path`` only when complete. A full disk
+    or a read-only folder raises :class:`StorageError` naming the file.
+    """
+    if (data is None) == (writer is None):
+        raise TypeError("write_atomically needs either data or writer")
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        try:
+            if writer is None:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+            else:
+                os.close(fd)
+                writer(tmp)
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            if before_replace is not None:
+                before_replace(tmp)
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    except OSError as exc:
+        raise _storage_error(path, exc) from exc
+    return path
+
+
+def write_checked(path, data=None, *, writer=None) -> Path:
+    """:func:`write_atomically`, plus the content's checksum in ``<name>.sha256``.
+
+    The checksum goes first and the content last: a write stopped at any point leaves either the
+    previous pair or a pair that does not match, which the readers below refuse.
+    """
+    path = Path(path)
+
+    def record_checksum(tmp):
+        line = f"{sha256_file(tmp)}  {path.name}\n".encode()
+        write_atomically(checksum_path(path), line)
+
+    return write_atomically(path, data, writer=writer, before_replace=record_checksum)
+
+
+def expected_checksum(path) -> str:
+    """The checksum recorded next to ``path``; raises :class:`CorruptFileError` when there is none."""
+    sidecar = checksum_path(path)
+    try:
+        recorded = sidecar.read_text(encoding="ascii").split()
+    except (OSError, UnicodeDecodeError):
+        recorded = []
+    if len(recorded) != 2 or len(recorded[0]) != 64 or recorded[1] != Path(path).name:
+        raise CorruptFileError(path, f"has no valid checksum ({sidecar.name} is missing or unreadable): "
+                                     "it may be half written")
+    return recorded[0]
+
+
+def verify_checked(path) -> Path:
+    """Raise :class:`CorruptFileError` unless ``path`` exists and matches its recorded checksum."""
+    path = Path(path)
+    if not path.is_file():
+        raise CorruptFileError(path, "does not exist")
+    expected = expected_checksum(path)
+    if sha256_file(path) != expected:
+        raise CorruptFileError(path, "does not match its checksum: it was truncated, edited or half written")
+    return path
+
+
+def read_checked(path) -> bytes:
+    """The bytes of ``path``, after checking them against the recorded checksum."""
+    path = Path(path)
+    if not path.is_file():
+        raise CorruptFileError(path, "does not exist")
+    expected = expected_checksum(path)
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise CorruptFileError(path, "does not match its checksum: it was truncated, edited or half written")
+    return data
+
+
+def remove_checked(path) -> None:
+    """Delete ``path`` and its checksum (a corrupt file, before it is rebuilt)."""
+    for p in (checksum_path(path), Path(path)):
+        p.unlink(missing_ok=True)
+
+
+def write_json(path, obj) -> Path:
+    return write_checked(path, json.dumps(obj, indent=1).encode("utf-8"))
+
+
+def read_json(path, expect=dict):
+    """A JSON file written by :func:`write_json`, checked; its top level must be an ``expect``."""
+    try:
+        value = json.loads(read_checked(path).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:  # the checksum matched: written so by someone
+        raise CorruptFileError(path, f"is not valid JSON ({exc})") from exc
+    if expect is not None and not isinstance(value, expect):
+        raise CorruptFileError(path, f"holds a {type(value).__name__}, not a {expect.__name__}")
+    return value
+
+
+def write_csv(path, frame, **to_csv) -> Path:
+    """A pandas DataFrame as CSV, written atomically with its checksum."""
+    return write_checked(path, frame.to_csv(**to_csv).encode("utf-8"))
+
+
+def read_csv(path, **read_csv_args):
+    import pandas as pd
+
+    try:
+        return pd.read_csv(io.BytesIO(read_checked(path)), **read_csv_args)
+    except (ValueError, pd.errors.ParserError) as exc:  # EmptyDataError is a ValueError
+        raise CorruptFileError(path, f"is not a readable CSV table ({exc})") from exc
