@@ -125,7 +125,7 @@ def test_activity_4(model, tokenizer, capsys):
     exec((PROJECT_ROOT / "notebooks" / "solutions" / "activity_4.py").read_text(), namespace)
     assert check_activity_4(namespace["my_spam"], namespace["my_ham"], **kwargs) is True
     out = capsys.readouterr().out
-    assert "the model agreed on" in out and "P(spam)" in out
+    assert "The model agreed with you on" in out and "P(spam)" in out
 
 
 # --------------------------------------------------------------------------- command line
