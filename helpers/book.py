@@ -125,8 +125,13 @@ def seed_as_after_training(train_loader, val_loader, recipe=None, seed=BOOK_SEED
     entry says which settings and step cap the classifier was trained with (default: the lecture's).
     """
     training = (recipe or {}).get("training") or {}
-    settings = {**LECTURE_SETTINGS, **(training.get("settings") or {})}
-    max_steps = training.get("max_steps")
+    settings = {**LECTURE_SETTINGS, **(training.get("settings") or {})} if isinstance(training, dict) else None
+    max_steps = training.get("max_steps") if isinstance(training, dict) else None
+    whole = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1  # noqa: E731
+    if settings is None or not all(whole(settings[k]) for k in ("num_epochs", "eval_freq", "eval_iter")) \
+            or not (max_steps is None or whole(max_steps)):
+        raise ValueError(f"the recipe's training entry {training!r} needs whole numbers ≥ 1 for num_epochs, "
+                         "eval_freq, eval_iter (and max_steps, if set); retrain the classifier (notebook 4).")
     num_epochs, eval_freq, eval_iter = settings["num_epochs"], settings["eval_freq"], settings["eval_iter"]
     steps_per_epoch = len(train_loader)
     total_steps = num_epochs * steps_per_epoch if max_steps is None else min(max_steps, num_epochs * steps_per_epoch)

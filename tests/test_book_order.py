@@ -241,3 +241,10 @@ def test_with_the_test_model_there_is_no_comparison(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "TEST MODEL" in out and "would mean nothing" in out
     assert "Ep 1 (Step 000000): Train loss 2.153, Val loss 2.392" in out  # the book's log, for reference
+
+
+@pytest.mark.parametrize("training", [{"max_steps": "60"}, {"settings": {"num_epochs": 0}}, "five epochs",
+                                      {"max_steps": True}])
+def test_seed_as_after_training_refuses_a_malformed_recipe(training):
+    with pytest.raises(ValueError, match="retrain the classifier"):
+        seed_as_after_training([], [], {"training": training})
