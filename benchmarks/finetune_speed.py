@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How much faster is the fast engine than the lecture loop? (GPT-2 small config, CPU)
 
-    python benchmarks/finetune_speed.py [--steps 20]
+    python benchmarks/finetune_speed.py [--steps 20] [--quick]
 
 GPT-2 small with *random* weights (speed does not depend on the weights' values), the real SMS
 splits and the lecture's hyperparameters. In one process it measures:
@@ -19,11 +19,16 @@ decay 0.1, by default in PyTorch's fused implementation (the same algorithm in o
 CPU it updates the 7M trainable parameters ~5x faster than the default for-loop, which matters
 once a step is fast). ``--optimizer default`` measures with the default implementation.
 
+Where the CPU computes bfloat16 natively (AVX512-BF16 or AMX, see ``helpers.precision``) it
+also measures the lecture loop and flexible mode in bf16 autocast (``precision="bf16"``; flexible
+mode's default there).
+
 From these it projects the lecture's full run: 5 epochs × 130 steps, an evaluation of 5 + 5
 batches every 50 steps (13 times) and after each epoch (5 times). Exact mode trains on the same
 batches, in the same order, as the lecture loop; the largest absolute difference between their
 parameters after ``--steps`` steps is reported. Its last line reads
-``speedup exact=<x>x flexible=<y>x max_abs_diff=<d>``.
+``speedup exact=<x>x flexible=<y>x max_abs_diff=<d> flexible_bf16=<z>x``, every speedup against
+the float32 lecture loop (``flexible_bf16=nanx`` where bf16 is not native).
 """
 import argparse
 import copy
@@ -45,6 +50,7 @@ from helpers import (  # noqa: E402
 )
 from helpers.fast import CachedTop, TrunkCache  # noqa: E402
 from helpers.performance import project_training_seconds, seconds_per_eval_batch, seconds_per_step  # noqa: E402
+from helpers.precision import bf16_native  # noqa: E402
 
 EPOCHS, EVAL_ITER = 5, 5
 
@@ -92,7 +98,11 @@ def main():
     parser.add_argument("--steps", type=int, default=20, help="training steps measured per mode (default 20)")
     parser.add_argument("--optimizer", choices=("fused", "default"), default="fused",
                         help="AdamW implementation used by every mode (default: fused)")
+    parser.add_argument("--quick", action="store_true", help="8 steps per mode instead of --steps")
     args = parser.parse_args()
+    if args.quick:
+        args.steps = 8
+    bf16 = bf16_native("cpu")
     torch.manual_seed(123)
     base = prepare_for_classification(GPTModel(get_model_config("gpt2-small (124M)")))
     train_loader, val_loader, _ = fresh_loaders()
@@ -102,7 +112,7 @@ def main():
     n_messages = len(read_by_the_loop)
     print(f"GPT-2 small config (random weights), {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; "
           f"a full run reads {n_messages} distinct messages; measuring {args.steps} steps per mode; "
-          f"AdamW ({args.optimizer}).\n")
+          f"AdamW ({args.optimizer}); bf16 {'native here' if bf16 else 'not native here: float32 only'}.\n")
     results = {}
 
     # ---- the lecture loop
@@ -128,30 +138,42 @@ def main():
     results["exact"] = {"one_time": per_message * n_messages, "step": step, "eval": evaluation, "peak_mb": memory.peak}
     max_abs_diff = max((a - b).abs().max().item() for a, b in zip(lecture.parameters(), exact.parameters()))
 
-    # ---- flexible mode: the whole trunk pass (real tokens only)
-    flexible = copy.deepcopy(base)
-    with PeakMemory() as memory:
-        cache = TrunkCache(flexible, mode="flexible")
-        start = time.perf_counter()
-        cache.add(read_by_the_loop, progress=True)
-        one_time = time.perf_counter() - start
-        view = CachedTop(flexible, cache)
-        step = seconds_per_step(view, fresh_loaders()[0], optimizer_for(flexible, args.optimizer), args.steps)
-        evaluation = seconds_per_eval_batch(view, val_loader)
-    results["flexible"] = {"one_time": one_time, "step": step, "eval": evaluation, "peak_mb": memory.peak}
+    if bf16:  # the lecture loop in bf16 autocast
+        lecture_bf16 = copy.deepcopy(base)
+        with PeakMemory() as memory:
+            step = seconds_per_step(lecture_bf16, fresh_loaders()[0], optimizer_for(lecture_bf16, args.optimizer),
+                                    args.steps, precision="bf16")
+            evaluation = seconds_per_eval_batch(lecture_bf16, val_loader, precision="bf16")
+        results["lecture bf16"] = {"one_time": 0.0, "step": step, "eval": evaluation, "peak_mb": memory.peak}
 
-    print(f"\n{'mode':<10}{'trunk pass':>12}{'s/step':>9}{'s/eval batch':>14}{'per epoch':>11}"
+    # ---- flexible mode: the whole trunk pass (real tokens only), in float32 and (where native) bf16
+    for precision in ("fp32", "bf16") if bf16 else ("fp32",):
+        flexible = copy.deepcopy(base)
+        with PeakMemory() as memory:
+            cache = TrunkCache(flexible, mode="flexible", precision=precision)
+            start = time.perf_counter()
+            cache.add(read_by_the_loop, progress=True)
+            one_time = time.perf_counter() - start
+            view = CachedTop(flexible, cache)
+            step = seconds_per_step(view, fresh_loaders()[0], optimizer_for(flexible, args.optimizer), args.steps,
+                                    precision=precision)
+            evaluation = seconds_per_eval_batch(view, val_loader, precision=precision)
+        name = "flexible" if precision == "fp32" else "flexible bf16"
+        results[name] = {"one_time": one_time, "step": step, "eval": evaluation, "peak_mb": memory.peak}
+
+    print(f"\n{'mode':<15}{'trunk pass':>12}{'s/step':>9}{'s/eval batch':>14}{'per epoch':>11}"
           f"{'5 epochs (projected)':>22}{'peak RSS':>11}")
     totals = {}
     for mode, r in results.items():
         loop = project_training_seconds(r["step"], r["eval"], steps_per_epoch=len(train_loader))
         totals[mode] = r["one_time"] + loop
-        print(f"{mode:<10}{r['one_time']:>10.1f} s{r['step']:>9.3f}{r['eval']:>14.3f}{loop / EPOCHS:>9.1f} s"
+        print(f"{mode:<15}{r['one_time']:>10.1f} s{r['step']:>9.3f}{r['eval']:>14.3f}{loop / EPOCHS:>9.1f} s"
               f"{totals[mode] / 60:>18.1f} min{r['peak_mb']:>8.0f} MB")
     print(f"\nexact mode's full trunk cache for {n_messages} messages: {full_cache_mb:.0f} MB (float32)")
     print(f"exact vs lecture after {args.steps} identical steps: largest parameter difference {max_abs_diff:.2e}")
-    speedup = {mode: totals["lecture"] / totals[mode] for mode in ("exact", "flexible")}
-    print(f"speedup exact={speedup['exact']:.1f}x flexible={speedup['flexible']:.1f}x max_abs_diff={max_abs_diff:.2e}")
+    speedup = {mode: totals["lecture"] / totals.get(mode, float("nan")) for mode in ("exact", "flexible", "flexible bf16")}
+    print(f"speedup exact={speedup['exact']:.1f}x flexible={speedup['flexible']:.1f}x max_abs_diff={max_abs_diff:.2e} "
+          f"flexible_bf16={speedup['flexible bf16']:.1f}x")
 
 
 if __name__ == "__main__":

@@ -112,3 +112,21 @@ def test_bf16_inference_agrees_with_float32():
     assert (labels_bf16 == labels).mean() >= 0.75
     with autocast("bf16", "cpu"):
         assert model.trf_blocks[0].att.W_query(torch.randn(2, CFG["emb_dim"])).dtype == torch.bfloat16
+
+
+def test_deployment_table_has_a_bf16_row_only_where_native(monkeypatch, capsys):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from helpers import compare_fp32_int8
+
+    tokenizer, model = get_gpt2_tokenizer(), classifier()
+    ids = torch.tensor([(tokenizer.encode(text) + [50256] * 40)[:40] for text in MESSAGES])
+    loader = DataLoader(TensorDataset(ids, torch.tensor([1, 0, 0, 1, 0, 1, 0, 0])), batch_size=4)
+    table = compare_fp32_int8(model, tokenizer, MESSAGES, 40, loader, batch_sizes=(4,))
+    expected = ["float32", "int8 (dynamic)"] + (["bfloat16 (autocast)"] if bf16_native("cpu") else [])
+    assert list(table.index) == expected
+    if bf16_native("cpu"):
+        assert table.loc["bfloat16 (autocast)", "agreement with float32"] >= 0.75
+    monkeypatch.setattr("helpers.performance.bf16_native", lambda device: False)
+    assert "bfloat16 (autocast)" not in compare_fp32_int8(model, tokenizer, MESSAGES, 40, loader, batch_sizes=(4,)).index
+    assert "No bfloat16 row" in capsys.readouterr().out
