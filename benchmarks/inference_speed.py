@@ -15,7 +15,8 @@ and classify the 300 test messages, two ways:
 
 Each in float32 and in bfloat16 autocast (where the CPU has native bf16). The messages are cut
 into chunks of 100 and every contender classifies each chunk in turn (rotating who goes first),
-so a change in the machine's load hits all of them alike. ``--quick`` uses the first 100 messages.
+so a change in the machine's load hits all of them alike. ``--quick`` uses the first 100 messages,
+twice. On a shared machine compare the CPU-time ratios too (time this process spent computing).
 Its last line reads ``inference vs_hf padded=<x>x own_length=<y>x bf16=<z>x max_prob_diff=<d>``:
 Hugging Face's float32 time divided by the workbook's (bf16: the workbook's own-length bf16 time
 against Hugging Face's own-length float32), and the largest difference between the two float32
@@ -85,9 +86,10 @@ def hf_classify(hf, tokenizer, texts, padded, precision):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="only the first 100 test messages (about a minute)")
-    parser.add_argument("--repeats", type=int, default=1, help="passes over the messages (default 1)")
+    parser.add_argument("--quick", action="store_true", help="the first 100 test messages, twice")
+    parser.add_argument("--repeats", type=int, default=None, help="passes over the messages (default 1; quick: 2)")
     args = parser.parse_args()
+    args.repeats = args.repeats or (2 if args.quick else 1)
     texts = pd.read_csv(prepare_spam_splits()["test"])["Text"].tolist()[: CHUNK if args.quick else None]
     tokenizer = get_gpt2_tokenizer()
     hf, ours = build_models()
@@ -110,7 +112,7 @@ def main():
           f"{os.cpu_count()} CPUs; bf16 {'native here' if bf16 else 'not native here: float32 only'}.")
     for run in contenders.values():  # warm-up
         run(texts[:4])
-    seconds = dict.fromkeys(contenders, 0.0)
+    seconds, cpu_seconds = dict.fromkeys(contenders, 0.0), dict.fromkeys(contenders, 0.0)
     probabilities = {key: [] for key in contenders}
     chunks = [texts[i:i + CHUNK] for i in range(0, len(texts), CHUNK)]
     keys = list(contenders)
@@ -118,16 +120,17 @@ def main():
         for c, chunk in enumerate(chunks):
             turn = (repeat * len(chunks) + c) % len(keys)
             for key in keys[turn:] + keys[:turn]:  # rotate who goes first
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
                 result = contenders[key](chunk)
                 seconds[key] += time.perf_counter() - start
+                cpu_seconds[key] += time.process_time() - cpu_start
                 if repeat == 0:
                     probabilities[key].append(result)
         print(f"  pass {repeat + 1}/{args.repeats} done")
     probabilities = {key: np.concatenate(parts) for key, parts in probabilities.items()}
 
     n = len(texts) * args.repeats
-    print(f"\n{'reading':<12}{'precision':<11}{'workbook msg/s':>16}{'HF msg/s':>10}{'ratio':>8}"
+    print(f"\n{'reading':<12}{'precision':<11}{'workbook msg/s':>16}{'HF msg/s':>10}{'ratio':>8}{'CPU-time ratio':>16}"
           f"{'max prob diff':>15}{'same labels':>13}")
     for reading in ("padded", "own length"):
         for precision in ("fp32", "bf16"):
@@ -139,9 +142,11 @@ def main():
             same = (probabilities[mine].argmax(1) == reference.argmax(1)).mean()
             hf_rate = f"{n / seconds[theirs]:>10.2f}" if theirs in seconds else f"{'-':>10}"
             ratio = seconds.get(theirs, seconds[("hf", reading, "fp32")]) / seconds[mine]
-            print(f"{reading:<12}{precision:<11}{n / seconds[mine]:>16.2f}{hf_rate}{ratio:>7.2f}x"
+            cpu_ratio = cpu_seconds.get(theirs, cpu_seconds[("hf", reading, "fp32")]) / cpu_seconds[mine]
+            print(f"{reading:<12}{precision:<11}{n / seconds[mine]:>16.2f}{hf_rate}{ratio:>7.2f}x{cpu_ratio:>15.2f}x"
                   f"{diff:>15.2e}{same:>12.1%}")
-    print("(probability differences and label agreement: against Hugging Face in float32)")
+    print("(ratio: Hugging Face's time / the workbook's, in the same precision, or against float32 where Hugging "
+          "Face has no bf16 row;\n probability differences and label agreement: against Hugging Face in float32)")
     padded = seconds[("hf", "padded", "fp32")] / seconds[("workbook", "padded", "fp32")]
     own = seconds[("hf", "own length", "fp32")] / seconds[("workbook", "own length", "fp32")]
     bf16_ratio = (seconds[("hf", "own length", "fp32")] / seconds[("workbook", "own length", "bf16")]

@@ -87,6 +87,20 @@ def fast_trunk_blocks(model):
         return [to_mkldnn(copy.deepcopy(block)) for block in model.trf_blocks[:-1]]
 
 
+def bf16_trunk_blocks(model):
+    """The frozen blocks with their Linear weights stored in bfloat16, for bf16 autocast.
+
+    Autocast would cast every frozen weight to bfloat16 again for every batch (it caches casts
+    only of weights that train); this copy casts them once. Same numbers as autocast alone.
+    """
+    blocks = [copy.deepcopy(block) for block in model.trf_blocks[:-1]]
+    for block in blocks:
+        for module in block.modules():
+            if type(module) is nn.Linear:
+                module.to(torch.bfloat16)
+    return blocks
+
+
 def last_block_at(block, x, positions):
     """The last transformer block's output at one position per message: ``[batch, 1, emb_dim]``.
 
@@ -171,7 +185,8 @@ class TrunkCache:
         device = self.model.tok_emb.weight.device
         self.model.eval()
         if self._blocks is None:
-            self._blocks = (self.precision == "fp32" and fast_trunk_blocks(self.model)) or list(self.model.trf_blocks[:-1])
+            fast = fast_trunk_blocks(self.model) if self.precision == "fp32" else bf16_trunk_blocks(self.model)
+            self._blocks = fast or list(self.model.trf_blocks[:-1])
         batches = range(0, len(rows), batch_size)
         for start in tqdm(batches, desc=f"Caching the frozen trunk ({self.mode})", unit="batch", disable=not progress):
             chunk = order[start:start + batch_size]

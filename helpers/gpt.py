@@ -32,7 +32,11 @@ def get_model_config(model_size: str) -> dict:
 
 
 class LayerNorm(nn.Module):
-    """Normalise each token's vector to mean 0 and variance 1, then scale and shift (learned)."""
+    """Normalise each token's vector to mean 0 and variance 1, then scale and shift (learned).
+
+    The math is :meth:`normalize`; ``forward`` runs PyTorch's fused kernel for it
+    (``layer_norm``: one pass over the data instead of five), equal up to float rounding.
+    """
 
     def __init__(self, emb_dim, eps=1e-5):
         super().__init__()
@@ -40,10 +44,13 @@ class LayerNorm(nn.Module):
         self.scale = nn.Parameter(torch.ones(emb_dim))
         self.shift = nn.Parameter(torch.zeros(emb_dim))
 
-    def forward(self, x):
+    def normalize(self, x):
         mean = x.mean(dim=-1, keepdim=True)
         var = x.var(dim=-1, keepdim=True, unbiased=False)
         return self.scale * (x - mean) / torch.sqrt(var + self.eps) + self.shift
+
+    def forward(self, x):
+        return F.layer_norm(x, self.scale.shape, self.scale, self.shift, self.eps)
 
 
 def causal_attention(queries, keys, values, dropout=None):

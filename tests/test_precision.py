@@ -130,3 +130,44 @@ def test_deployment_table_has_a_bf16_row_only_where_native(monkeypatch, capsys):
     monkeypatch.setattr("helpers.performance.bf16_native", lambda device: False)
     assert "bfloat16 (autocast)" not in compare_fp32_int8(model, tokenizer, MESSAGES, 40, loader, batch_sizes=(4,)).index
     assert "No bfloat16 row" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not bf16_native("cpu"), reason="this CPU has no native bfloat16")
+def test_bf16_trunk_cache_equals_plain_autocast_and_flexible_bf16_trains():
+    from helpers import TrunkCache, train_classifier_fast
+    from helpers.fast import trunk_forward
+
+    model = classifier()
+    ids = torch.randint(0, 50000, (4, 20))
+    cache = TrunkCache(model, "exact", precision="bf16").add(ids)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = trunk_forward(model, ids)
+    stored = torch.stack([cache.activations[cache.index[row.numpy().tobytes()]] for row in ids])
+    assert stored.dtype == torch.float32 and torch.equal(stored, expected.float())
+    fp32 = TrunkCache(model, "exact").add(ids)
+    assert 0 < (torch.stack(fp32.activations) - torch.stack(cache.activations)).abs().max() < 0.5
+    assert cache.file_for("x").name.startswith("trunk-exact-bf16-")
+    # flexible mode defaults to bf16 here; the loop's log and accuracy stay sane
+    from torch.utils.data import TensorDataset
+
+    from helpers import create_dataloaders
+
+    data = TensorDataset(torch.randint(0, 50000, (16, 20)), torch.randint(0, 2, (16,)))
+    loaders = create_dataloaders(data, data, data, batch_size=4)
+    model = classifier()
+    before = model.out_head.weight.clone()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    log = train_classifier_fast(model, *loaders[:2], optimizer, "cpu", 1, 2, 2, mode="flexible")
+    assert not torch.equal(before, model.out_head.weight) and all(0 <= acc <= 1 for acc in log[2])
+    with pytest.raises(ValueError, match="precision"):
+        train_classifier_fast(model, *loaders[:2], optimizer, "cpu", 1, 2, 2, mode="exact",
+                              cache=TrunkCache(model, "exact"), precision="bf16")
+
+
+@pytest.mark.parametrize("dtype, atol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+def test_fused_layer_norm_equals_the_written_out_math(dtype, atol):
+    norm = classifier(dtype).trf_blocks[0].norm1
+    torch.nn.init.normal_(norm.scale)
+    torch.nn.init.normal_(norm.shift)
+    x = 3 * torch.randn(2, 7, CFG["emb_dim"], dtype=dtype) + 1
+    assert torch.allclose(norm(x), norm.normalize(x), atol=atol)
