@@ -129,7 +129,7 @@ def plot_performance(table, save_path=None):
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
     names = list(table.index)
     colors = [HAM_COLOR, SPAM_COLOR, "#7f7f7f"][:len(names)]
-    bars = axes[0].bar(names, table["size on disk (MB)"], color=colors)
+    bars = axes[0].bar([name.replace(" (", "\n(") for name in names], table["size on disk (MB)"], color=colors)
     axes[0].bar_label(bars, fmt="{:.1f}")
     axes[0].set_title("Size on disk (MB)")
     width = 0.76 / len(names)
