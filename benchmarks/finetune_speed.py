@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How much faster is the fast engine than the lecture loop? (GPT-2 small config, CPU)
 
-    python benchmarks/finetune_speed.py [--steps 20]
+    python benchmarks/finetune_speed.py [--steps 20] [--quick]
 
 GPT-2 small with *random* weights (speed does not depend on the weights' values), the real SMS
 splits and the lecture's hyperparameters. In one process it measures:
@@ -19,11 +19,19 @@ decay 0.1, by default in PyTorch's fused implementation (the same algorithm in o
 CPU it updates the 7M trainable parameters ~5x faster than the default for-loop, which matters
 once a step is fast). ``--optimizer default`` measures with the default implementation.
 
+Every mode's trunk pass, training steps and evaluation batches are measured in rounds, the modes
+taking turns (rotating who goes first), so a change in the machine's load hits them all alike.
+
+Where the CPU computes bfloat16 natively (AVX512-BF16 or AMX, see ``helpers.precision``) it
+also measures the lecture loop and flexible mode in bf16 autocast (``precision="bf16"``; flexible
+mode's default there).
+
 From these it projects the lecture's full run: 5 epochs × 130 steps, an evaluation of 5 + 5
 batches every 50 steps (13 times) and after each epoch (5 times). Exact mode trains on the same
 batches, in the same order, as the lecture loop; the largest absolute difference between their
 parameters after ``--steps`` steps is reported. Its last line reads
-``speedup exact=<x>x flexible=<y>x max_abs_diff=<d>``.
+``speedup exact=<x>x flexible=<y>x max_abs_diff=<d> flexible_bf16=<z>x``, every speedup against
+the float32 lecture loop (``flexible_bf16=nanx`` where bf16 is not native).
 """
 import argparse
 import copy
@@ -44,7 +52,9 @@ from helpers import (  # noqa: E402
     prepare_for_classification,
 )
 from helpers.fast import CachedTop, TrunkCache  # noqa: E402
-from helpers.performance import project_training_seconds, seconds_per_eval_batch, seconds_per_step  # noqa: E402
+from helpers.performance import project_training_seconds, seconds_per_eval_batch  # noqa: E402
+from helpers.precision import autocast, bf16_native  # noqa: E402
+from helpers.training import calc_loss_batch  # noqa: E402
 
 EPOCHS, EVAL_ITER = 5, 5
 
@@ -87,12 +97,98 @@ def optimizer_for(model, implementation):
     return torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.1, **options)
 
 
+def step_timer(model, optimizer, precision):
+    """A function ``run(k)``: time ``k`` more of the lecture loop's steps on this model's own batch stream."""
+    batches = iter(fresh_loaders()[0])
+
+    def run(k):
+        model.train()
+        start = time.perf_counter()
+        for _ in range(k):
+            input_batch, target_batch = next(batches)
+            optimizer.zero_grad()
+            with autocast(precision, "cpu"):
+                loss = calc_loss_batch(input_batch, target_batch, model, "cpu")
+            loss.backward()
+            optimizer.step()
+        return time.perf_counter() - start
+    return run
+
+
+def interleaved(jobs, rounds):
+    """Run every job once per round, rotating who goes first; total seconds per job.
+
+    On a shared machine the load changes from minute to minute: interleaving spreads it evenly
+    over the modes, so their ratios stay fair.
+    """
+    names, total = list(jobs), dict.fromkeys(jobs, 0.0)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            total[name] += jobs[name](r)
+    return total
+
+
+def measure(base, args, bf16, read_by_the_loop, val_loader):
+    """One-time trunk passes, seconds per step and per evaluation batch of every mode, measured interleaved."""
+    precisions = ("fp32", "bf16") if bf16 else ("fp32",)
+    models = {"lecture": copy.deepcopy(base), "exact": copy.deepcopy(base), "flexible": copy.deepcopy(base)}
+    if bf16:
+        models |= {"lecture bf16": copy.deepcopy(base), "flexible bf16": copy.deepcopy(base)}
+    precision_of = {name: "bf16" if name.endswith("bf16") else "fp32" for name in models}
+
+    # ---- one-time trunk passes: exact mode caches only what these steps and evaluations read (cost per
+    # message: every message is padded to 120); flexible mode the whole pass (real tokens only)
+    needed = torch.cat([x for _, (x, _) in zip(range(args.steps), fresh_loaders()[0])]
+                       + [val_loader.dataset[i][0][None] for i in range(3 * val_loader.batch_size)])
+    caches = {"exact": TrunkCache(models["exact"], mode="exact")}
+    caches |= {name: TrunkCache(models[name], mode="flexible", precision=precision_of[name])
+               for name in models if name.startswith("flexible")}
+    rows = {"exact": torch.unique(needed, dim=0)} | {name: read_by_the_loop for name in caches if name != "exact"}
+    rounds = 8
+
+    def trunk_job(name):
+        def job(r):
+            part = rows[name][r::rounds]
+            start = time.perf_counter()
+            caches[name].add(part)
+            return time.perf_counter() - start
+        return job
+    print(f"Trunk passes ({', '.join(caches)}), interleaved in {rounds} rounds...")
+    trunk = interleaved({name: trunk_job(name) for name in caches}, rounds)
+    one_time = {name: 0.0 for name in models}
+    one_time["exact"] = trunk["exact"] / len(caches["exact"]) * len(read_by_the_loop)
+    one_time |= {name: trunk[name] for name in caches if name != "exact"}
+
+    # ---- steps and evaluation batches, interleaved
+    views = {name: CachedTop(models[name], caches[name]) if name in caches else models[name] for name in models}
+    steppers = {name: step_timer(views[name], optimizer_for(models[name], args.optimizer), precision_of[name])
+                for name in models}
+    per_round = 2
+    print(f"Training steps ({', '.join(models)}), {per_round} per mode per round...")
+    steps = interleaved({name: (lambda run: lambda r: run(per_round))(run) for name, run in steppers.items()},
+                        max(1, args.steps // per_round))
+    evals = interleaved({name: (lambda view, prec: lambda r: seconds_per_eval_batch(view, val_loader, batches=1,
+                                                                                   precision=prec))(views[name], precision_of[name])
+                         for name in models}, 3)
+    n_steps = max(1, args.steps // per_round) * per_round
+    results = {name: {"one_time": one_time[name], "step": steps[name] / n_steps, "eval": evals[name] / 3}
+               for name in models}
+    max_abs_diff = max((a - b).abs().max().item()
+                       for a, b in zip(models["lecture"].parameters(), models["exact"].parameters()))
+    full_cache_mb = len(read_by_the_loop) * caches["exact"].activations[0].numel() * 4 / 1e6
+    return results, max_abs_diff, full_cache_mb
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=20, help="training steps measured per mode (default 20)")
     parser.add_argument("--optimizer", choices=("fused", "default"), default="fused",
                         help="AdamW implementation used by every mode (default: fused)")
+    parser.add_argument("--quick", action="store_true", help="8 steps per mode instead of --steps")
     args = parser.parse_args()
+    if args.quick:
+        args.steps = 8
+    bf16 = bf16_native("cpu")
     torch.manual_seed(123)
     base = prepare_for_classification(GPTModel(get_model_config("gpt2-small (124M)")))
     train_loader, val_loader, _ = fresh_loaders()
@@ -102,56 +198,24 @@ def main():
     n_messages = len(read_by_the_loop)
     print(f"GPT-2 small config (random weights), {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; "
           f"a full run reads {n_messages} distinct messages; measuring {args.steps} steps per mode; "
-          f"AdamW ({args.optimizer}).\n")
-    results = {}
-
-    # ---- the lecture loop
-    lecture = copy.deepcopy(base)
+          f"AdamW ({args.optimizer}); bf16 {'native here' if bf16 else 'not native here: float32 only'}.\n")
     with PeakMemory() as memory:
-        step = seconds_per_step(lecture, fresh_loaders()[0], optimizer_for(lecture, args.optimizer), args.steps)
-        evaluation = seconds_per_eval_batch(lecture, val_loader)
-    results["lecture"] = {"one_time": 0.0, "step": step, "eval": evaluation, "peak_mb": memory.peak}
+        results, max_abs_diff, full_cache_mb = measure(base, args, bf16, read_by_the_loop, val_loader)
 
-    # ---- exact mode: cache only the messages these steps and evaluations read, cost per message
-    exact = copy.deepcopy(base)
-    needed = torch.cat([x for _, (x, _) in zip(range(args.steps), fresh_loaders()[0])]
-                       + [val_loader.dataset[i][0][None] for i in range(3 * val_loader.batch_size)])
-    with PeakMemory() as memory:
-        cache = TrunkCache(exact, mode="exact")
-        start = time.perf_counter()
-        cache.add(needed, progress=True)
-        per_message = (time.perf_counter() - start) / len(cache)
-        view = CachedTop(exact, cache)
-        step = seconds_per_step(view, fresh_loaders()[0], optimizer_for(exact, args.optimizer), args.steps)
-        evaluation = seconds_per_eval_batch(view, val_loader)
-    full_cache_mb = n_messages * cache.activations[0].numel() * 4 / 1e6
-    results["exact"] = {"one_time": per_message * n_messages, "step": step, "eval": evaluation, "peak_mb": memory.peak}
-    max_abs_diff = max((a - b).abs().max().item() for a, b in zip(lecture.parameters(), exact.parameters()))
-
-    # ---- flexible mode: the whole trunk pass (real tokens only)
-    flexible = copy.deepcopy(base)
-    with PeakMemory() as memory:
-        cache = TrunkCache(flexible, mode="flexible")
-        start = time.perf_counter()
-        cache.add(read_by_the_loop, progress=True)
-        one_time = time.perf_counter() - start
-        view = CachedTop(flexible, cache)
-        step = seconds_per_step(view, fresh_loaders()[0], optimizer_for(flexible, args.optimizer), args.steps)
-        evaluation = seconds_per_eval_batch(view, val_loader)
-    results["flexible"] = {"one_time": one_time, "step": step, "eval": evaluation, "peak_mb": memory.peak}
-
-    print(f"\n{'mode':<10}{'trunk pass':>12}{'s/step':>9}{'s/eval batch':>14}{'per epoch':>11}"
-          f"{'5 epochs (projected)':>22}{'peak RSS':>11}")
+    print(f"\n{'mode':<15}{'trunk pass':>12}{'s/step':>9}{'s/eval batch':>14}{'per epoch':>11}"
+          f"{'5 epochs (projected)':>22}")
     totals = {}
     for mode, r in results.items():
         loop = project_training_seconds(r["step"], r["eval"], steps_per_epoch=len(train_loader))
         totals[mode] = r["one_time"] + loop
-        print(f"{mode:<10}{r['one_time']:>10.1f} s{r['step']:>9.3f}{r['eval']:>14.3f}{loop / EPOCHS:>9.1f} s"
-              f"{totals[mode] / 60:>18.1f} min{r['peak_mb']:>8.0f} MB")
-    print(f"\nexact mode's full trunk cache for {n_messages} messages: {full_cache_mb:.0f} MB (float32)")
+        print(f"{mode:<15}{r['one_time']:>10.1f} s{r['step']:>9.3f}{r['eval']:>14.3f}{loop / EPOCHS:>9.1f} s"
+              f"{totals[mode] / 60:>18.1f} min")
+    print(f"\nexact mode's full trunk cache for {n_messages} messages: {full_cache_mb:.0f} MB (float32); "
+          f"peak memory of this process: {memory.peak:.0f} MB")
     print(f"exact vs lecture after {args.steps} identical steps: largest parameter difference {max_abs_diff:.2e}")
-    speedup = {mode: totals["lecture"] / totals[mode] for mode in ("exact", "flexible")}
-    print(f"speedup exact={speedup['exact']:.1f}x flexible={speedup['flexible']:.1f}x max_abs_diff={max_abs_diff:.2e}")
+    speedup = {mode: totals["lecture"] / totals.get(mode, float("nan")) for mode in ("exact", "flexible", "flexible bf16")}
+    print(f"speedup exact={speedup['exact']:.1f}x flexible={speedup['flexible']:.1f}x max_abs_diff={max_abs_diff:.2e} "
+          f"flexible_bf16={speedup['flexible bf16']:.1f}x")
 
 
 if __name__ == "__main__":

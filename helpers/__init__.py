@@ -35,6 +35,7 @@ from .instructor import PrepareError, prepare, prepared_performance, prepared_se
 from .gpt import (
     BASE_CONFIG,
     GPTModel,
+    causal_attention,
     count_parameters,
     generate,
     generate_token_ids,
@@ -47,6 +48,7 @@ from .inference import classify_review, classify_texts
 from .metrics import confusion_matrix, precision_recall_f1, predict_loader
 from .performance import compare_fp32_int8, quantize_int8
 from .paths import PROJECT_ROOT, data_dir, display_path, instructor_mode
+from .precision import PRECISIONS, bf16_native
 from .pipeline import LECTURE_SETTINGS, active_model_name, get_trained_classifier, train_spam_classifier
 from .plots import (
     plot_causal_mask,

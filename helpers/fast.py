@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from .files import CorruptFileError, remove_checked, verify_checked, write_checked
 from .gpt import GPTModel
+from .precision import autocast, resolve_precision
 from .training import train_classifier_simple
 
 MODES = ("exact", "flexible")
@@ -88,6 +89,20 @@ def fast_trunk_blocks(model):
         return [to_mkldnn(copy.deepcopy(block)) for block in model.trf_blocks[:-1]]
 
 
+def bf16_trunk_blocks(model):
+    """The frozen blocks with their Linear weights stored in bfloat16, for bf16 autocast.
+
+    Autocast would cast every frozen weight to bfloat16 again for every batch (it caches casts
+    only of weights that train); this copy casts them once. Same numbers as autocast alone.
+    """
+    blocks = [copy.deepcopy(block) for block in model.trf_blocks[:-1]]
+    for block in blocks:
+        for module in block.modules():
+            if type(module) is nn.Linear:
+                module.to(torch.bfloat16)
+    return blocks
+
+
 def last_block_at(block, x, positions):
     """The last transformer block's output at one position per message: ``[batch, 1, emb_dim]``.
 
@@ -135,14 +150,16 @@ class TrunkCache:
     ``exact`` mode keeps all positions of the padded message; ``flexible`` mode keeps only the
     real tokens (causal attention: padding after a token never changes that token's activations).
     A message seen for the first time is run through the trunk right away; :meth:`add` does that
-    for many messages at once, in batches of similar length, which is faster.
+    for many messages at once, in batches of similar length, which is faster. ``precision="bf16"``
+    runs the trunk in bfloat16 where the hardware has it (activations are stored in float32).
     """
 
-    def __init__(self, model, mode="exact", pad_token_id=50256):
+    def __init__(self, model, mode="exact", pad_token_id=50256, precision="fp32"):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         check_fast_engine_applicable(model)
         self.model, self.mode, self.pad_token_id = model, mode, pad_token_id
+        self.precision = resolve_precision(precision, model.tok_emb.weight.device, announce="once")
         self.index, self.activations = {}, []  # token-id bytes -> position in self.activations
         self._blocks = None  # the oneDNN copy of the trunk, made on the first trunk pass
 
@@ -170,12 +187,15 @@ class TrunkCache:
         device = self.model.tok_emb.weight.device
         self.model.eval()
         if self._blocks is None:
-            self._blocks = fast_trunk_blocks(self.model) or list(self.model.trf_blocks[:-1])
+            fast = fast_trunk_blocks(self.model) if self.precision == "fp32" else bf16_trunk_blocks(self.model)
+            self._blocks = fast or list(self.model.trf_blocks[:-1])
         batches = range(0, len(rows), batch_size)
         for start in tqdm(batches, desc=f"Caching the frozen trunk ({self.mode})", unit="batch", disable=not progress):
             chunk = order[start:start + batch_size]
             width = int(lengths[chunk].max())
-            hidden = trunk_forward(self.model, rows[chunk, :width].to(device), self._blocks).cpu()
+            with autocast(self.precision, device):
+                hidden = trunk_forward(self.model, rows[chunk, :width].to(device), self._blocks)
+            hidden = hidden.to(self.model.tok_emb.weight.dtype).cpu()  # float32 under bf16 autocast too
             for j, i in enumerate(chunk.tolist()):
                 self.index[rows[i].numpy().tobytes()] = len(self.activations)
                 self.activations.append(hidden[j, : lengths[i]].clone())
@@ -197,7 +217,8 @@ class TrunkCache:
 
     # -- on disk: keyed by the trunk's weights and the mode; each message keyed by its token ids
     def file_for(self, folder) -> Path:
-        return Path(folder) / f"trunk-{self.mode}-{_trunk_fingerprint(self.model, self.mode)[:16]}.safetensors"
+        kind = self.mode if self.precision == "fp32" else f"{self.mode}-{self.precision}"
+        return Path(folder) / f"trunk-{kind}-{_trunk_fingerprint(self.model, kind)[:16]}.safetensors"
 
     def save(self, folder) -> Path:
         path = self.file_for(folder)
@@ -291,7 +312,7 @@ def use_trunk_cache(model, cache):
 
 
 def train_classifier_fast(model, train_loader, val_loader, optimizer, device, num_epochs, eval_freq, eval_iter,
-                          max_steps=None, mode="exact", cache=None, fallback=False):
+                          max_steps=None, mode="exact", cache=None, fallback=False, precision=None):
     """``train_classifier_simple`` on cached trunk activations: same arguments, same log, same return value.
 
     ``mode="exact"`` trains the lecture's model; ``mode="flexible"`` trains the last-real-token
@@ -299,7 +320,13 @@ def train_classifier_fast(model, train_loader, val_loader, optimizer, device, nu
     (the validation batches the loop evaluates) the first time it is read. If the model does not
     allow the engine (dropout, or trainable layers below the last block), it raises
     :class:`FastEngineError`, or with ``fallback=True`` says so and runs the lecture loop instead.
+
+    ``precision`` (``"fp32"``, ``"bf16"`` or ``"auto"``, see :mod:`helpers.precision`) applies to
+    the trunk pass and the training loop. By default exact mode stays in float32 (the lecture's
+    numbers) and flexible mode uses bfloat16 where the hardware has it (``"auto"``).
     """
+    if precision is None:
+        precision = cache.precision if cache is not None else ("fp32" if mode == "exact" else "auto")
     try:
         check_fast_engine_applicable(model)
     except FastEngineError as exc:
@@ -307,15 +334,19 @@ def train_classifier_fast(model, train_loader, val_loader, optimizer, device, nu
             raise
         print(f"The fast engine does not apply: {exc}\nFalling back to the lecture loop (train_classifier_simple).")
         return train_classifier_simple(model, train_loader, val_loader, optimizer, device, num_epochs,
-                                       eval_freq, eval_iter, max_steps=max_steps)
-    cache = cache if cache is not None else TrunkCache(model, mode)
+                                       eval_freq, eval_iter, max_steps=max_steps, precision=precision)
+    cache = cache if cache is not None else TrunkCache(model, mode, precision=precision)
     if cache.mode != mode or cache.model is not model:
         raise ValueError(f"the cache was built for mode {cache.mode!r} of another model; build one for this model")
+    precision = resolve_precision(precision, device, announce=False)
+    if cache.precision != precision:
+        raise ValueError(f"the cache was built in {cache.precision}, but precision={precision!r} was asked for; "
+                         "build a cache with the same precision")
     start = time.time()
     cache.add_datasets([train_loader.dataset])
     print(f"Trunk cache: {len(cache)} training messages in {time.time() - start:.1f} s.")
     return train_classifier_simple(CachedTop(model, cache), train_loader, val_loader, optimizer, device,
-                                   num_epochs, eval_freq, eval_iter, max_steps=max_steps)
+                                   num_epochs, eval_freq, eval_iter, max_steps=max_steps, precision=precision)
 
 
 def trunk_cache_dir() -> Path:

@@ -5,6 +5,7 @@ embeddings, tanh-approximated GELU and an output head tied to the token embeddin
 """
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 BASE_CONFIG = {
     "vocab_size": 50257,     # GPT-2's BPE vocabulary
@@ -31,7 +32,11 @@ def get_model_config(model_size: str) -> dict:
 
 
 class LayerNorm(nn.Module):
-    """Normalise each token's vector to mean 0 and variance 1, then scale and shift (learned)."""
+    """Normalise each token's vector to mean 0 and variance 1, then scale and shift (learned).
+
+    The math is :meth:`normalize`; ``forward`` runs PyTorch's fused kernel for it
+    (``layer_norm``: one pass over the data instead of five), equal up to float rounding.
+    """
 
     def __init__(self, emb_dim, eps=1e-5):
         super().__init__()
@@ -39,14 +44,40 @@ class LayerNorm(nn.Module):
         self.scale = nn.Parameter(torch.ones(emb_dim))
         self.shift = nn.Parameter(torch.zeros(emb_dim))
 
-    def forward(self, x):
+    def normalize(self, x):
         mean = x.mean(dim=-1, keepdim=True)
         var = x.var(dim=-1, keepdim=True, unbiased=False)
         return self.scale * (x - mean) / torch.sqrt(var + self.eps) + self.shift
 
+    def forward(self, x):
+        return F.layer_norm(x, self.scale.shape, self.scale, self.shift, self.eps)
+
+
+def causal_attention(queries, keys, values, dropout=None):
+    """The lecture's attention, written out: ``[batch, heads, tokens, head_dim]`` in and out.
+
+    Every query scores every key (scaled dot product), positions after the query are masked
+    with -inf, softmax turns each row of scores into weights, and the weights mix the values.
+    """
+    tokens, head_dim = queries.shape[-2], queries.shape[-1]
+    scores = queries @ keys.transpose(-2, -1) / head_dim**0.5
+    future = torch.triu(torch.ones(tokens, tokens, dtype=torch.bool, device=queries.device), diagonal=1)
+    weights = torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1)
+    if dropout is not None:
+        weights = dropout(weights)
+    return weights @ values
+
 
 class MultiHeadAttention(nn.Module):
-    """Causal self-attention: each position looks only at itself and earlier positions."""
+    """Causal self-attention: each position looks only at itself and earlier positions.
+
+    The math is :func:`causal_attention`. ``forward`` hands it to PyTorch's fused kernel
+    (``scaled_dot_product_attention``), which computes the same function (up to float rounding)
+    without building the mask and the full score matrix. Set ``fused = False`` to run the
+    written-out version (it also runs while dropout is active).
+    """
+
+    fused = True
 
     def __init__(self, d_in, d_out, num_heads, dropout=0.0, qkv_bias=False):
         super().__init__()
@@ -66,11 +97,11 @@ class MultiHeadAttention(nn.Module):
     def forward(self, x):
         batch, tokens, _ = x.shape
         queries, keys, values = (self.split_heads(W(x)) for W in (self.W_query, self.W_key, self.W_value))
-        scores = queries @ keys.transpose(2, 3) / self.head_dim**0.5
-        future = torch.triu(torch.ones(tokens, tokens, dtype=torch.bool, device=x.device), diagonal=1)
-        weights = self.dropout(torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1))
-        context = (weights @ values).transpose(1, 2).reshape(batch, tokens, -1)
-        return self.out_proj(context)
+        if self.fused and not (self.training and self.dropout.p > 0):
+            context = F.scaled_dot_product_attention(queries, keys, values, is_causal=True)
+        else:
+            context = causal_attention(queries, keys, values, self.dropout)
+        return self.out_proj(context.transpose(1, 2).reshape(batch, tokens, -1))
 
 
 class FeedForward(nn.Module):

@@ -7,7 +7,11 @@ the last position, so inference must pad the same way. A classifier loaded with
 """
 import numpy as np
 import torch
+import torch.nn as nn
 
+from .fast import last_block_at, trunk_forward
+from .gpt import GPTModel
+from .precision import autocast, resolve_precision
 from .tokenizer import END_OF_TEXT_ID
 
 
@@ -51,50 +55,84 @@ def _reading_rule(model, max_length):
     return (context if max_length is None else min(int(max_length), context)), pooling
 
 
-def classify_review(text, model, tokenizer, device, max_length=None):
+def _last_block_is_plain(model):
+    """True for a plain :class:`GPTModel` whose last block is the lecture's (no LoRA, no int8 layers)."""
+    if type(model) is not GPTModel:  # e.g. a classifier reading a trunk cache: it has its own forward
+        return False
+    block = model.trf_blocks[-1]
+    linears = (block.att.W_query, block.att.W_key, block.att.W_value, block.att.out_proj, *block.ff.layers[::2])
+    return all(type(layer) is nn.Linear for layer in linears)
+
+
+@torch.no_grad()
+def read_logits(model, batch, positions, precision="fp32"):
+    """The classifier's logits at one position per message, ``[batch, classes]`` in float32.
+
+    A plain GPTModel computes its last block only at the positions read (see
+    :func:`helpers.fast.last_block_at`): same numbers as ``model(batch)[rows, positions]``, up to
+    float rounding. Any other model runs its full forward pass.
+    """
+    with autocast(precision, batch.device):
+        if _last_block_is_plain(model):
+            x = last_block_at(model.trf_blocks[-1], trunk_forward(model, batch), positions)
+            return model.out_head(model.final_norm(x))[:, 0].float()
+        outputs = model(batch)
+        if outputs.shape[1] == 1 < batch.shape[1]:  # a model that returns only its last position (helpers.fast)
+            if (positions != batch.shape[1] - 1).any():
+                raise ValueError("this model returns only the last position's logits, so it cannot read "
+                                 "messages at their own length; pass max_length (e.g. 120)")
+            return outputs[:, 0].float()
+        return outputs[torch.arange(len(batch), device=batch.device), positions].float()
+
+
+def classify_review(text, model, tokenizer, device, max_length=None, precision="fp32"):
     """Classify one message: returns ``(predicted_label, probabilities)``, e.g. ``(1, array([0.013, 0.987]))``.
 
     The message is truncated to ``max_length`` tokens (or the model's context) and padded to
     ``max_length`` with ``<|endoftext|>``, as in training. Label 0 is ham, 1 is spam.
+    ``precision="bf16"`` runs it in bfloat16 where the hardware has it (see :mod:`helpers.precision`).
     """
     model.eval()
+    precision = resolve_precision(precision, device, announce="once")
     limit, pooling = _reading_rule(model, max_length)
     token_ids = _token_ids(text, tokenizer, limit)
     if pooling == "last":
         token_ids += [END_OF_TEXT_ID] * (limit - len(token_ids))
     input_tensor = torch.tensor(token_ids, dtype=torch.long).unsqueeze(0).to(device)
-    with torch.no_grad():  # "last_real": unpadded, so the last position is the last real token
-        logits = model(input_tensor)[:, -1, :]
+    logits = read_logits(model, input_tensor, torch.tensor([len(token_ids) - 1], device=input_tensor.device), precision)
     probabilities = torch.softmax(logits, dim=-1)
     return int(torch.argmax(logits, dim=-1).item()), probabilities.cpu().numpy()[0]
 
 
-def classify_texts(texts, model, tokenizer, device, max_length=None, batch_size=32):
+def classify_texts(texts, model, tokenizer, device, max_length=None, batch_size=32, precision="fp32"):
     """Classify many messages in batches; returns ``(labels, probabilities)`` as NumPy arrays.
 
     Gives the same results as calling :func:`classify_review` on each message. With "last_real"
-    pooling (a flexible checkpoint, or no ``max_length`` and no reading rule) each batch is padded
-    only to its longest message and every message is read at its own last token: the causal mask makes the padding after it invisible.
+    pooling (a flexible checkpoint, or no ``max_length`` and no reading rule) each message is read at
+    its own last token: the causal mask makes the padding after it invisible, so messages are batched
+    with others of similar length (less padding to compute) and the results are put back in the
+    original order.
     """
     if isinstance(texts, str):
         raise TypeError("classify_texts takes a list of messages; for one message use classify_review")
     _check_count("batch_size", batch_size)
     model.eval()
+    precision = resolve_precision(precision, device, announce="once")
     limit, pooling = _reading_rule(model, max_length)
     encoded = [_token_ids(text, tokenizer, limit) for text in texts]
-    labels, probabilities = [], []
-    for start in range(0, len(encoded), batch_size):
-        chunk = encoded[start:start + batch_size]
-        width = limit if pooling == "last" else max(len(ids) for ids in chunk)
-        batch = torch.tensor([ids + [END_OF_TEXT_ID] * (width - len(ids)) for ids in chunk], dtype=torch.long)
-        with torch.no_grad():
-            outputs = model(batch.to(device))
-            if pooling == "last":  # every message is read at the last position, as in training
-                logits = outputs[:, -1, :]
-            else:  # each message at its own last token
-                logits = outputs[torch.arange(len(chunk)), torch.tensor([len(ids) - 1 for ids in chunk])]
-        probabilities.append(torch.softmax(logits, dim=-1).cpu())
-        labels.append(logits.argmax(dim=-1).cpu())
     if not encoded:
         return np.zeros(0, dtype=np.int64), np.zeros((0, model.out_head.out_features), dtype=np.float32)
-    return torch.cat(labels).numpy(), torch.cat(probabilities).numpy()
+    lengths = torch.tensor([len(ids) for ids in encoded])
+    padded = pooling == "last"
+    order = torch.arange(len(encoded)) if padded else torch.argsort(lengths, stable=True)
+    logits = []
+    for start in range(0, len(encoded), batch_size):
+        chunk = order[start:start + batch_size].tolist()
+        width = limit if padded else int(lengths[chunk].max())
+        batch = torch.tensor([encoded[i] + [END_OF_TEXT_ID] * (width - len(encoded[i])) for i in chunk],
+                             dtype=torch.long).to(device)
+        # padded reading: every message at the last position, as in training; else at its own last token
+        positions = torch.full((len(chunk),), width - 1) if padded else lengths[chunk] - 1
+        logits.append(read_logits(model, batch, positions.to(batch.device), precision).cpu())
+    logits = torch.cat(logits)[torch.argsort(order)]  # back to the messages' order
+    return logits.argmax(dim=-1).numpy(), torch.softmax(logits, dim=-1).numpy()

@@ -14,29 +14,30 @@ import torch
 from .inference import classify_review, classify_texts
 from .metrics import predict_loader
 from .pipeline import LECTURE_SETTINGS
+from .precision import autocast, bf16_native
 from .training import calc_loss_batch, calc_loss_loader
 
 
-def latency_ms(model, tokenizer, device, texts, max_length, repeats=3):
+def latency_ms(model, tokenizer, device, texts, max_length, repeats=3, precision="fp32"):
     """Median and 95th-percentile time to classify one message (batch of 1), in milliseconds."""
-    classify_review(texts[0], model, tokenizer, device, max_length)  # warm-up
+    classify_review(texts[0], model, tokenizer, device, max_length, precision=precision)  # warm-up
     times = []
     for _ in range(repeats):
         for text in texts:
             start = time.perf_counter()
-            classify_review(text, model, tokenizer, device, max_length)
+            classify_review(text, model, tokenizer, device, max_length, precision=precision)
             times.append((time.perf_counter() - start) * 1000)
     times.sort()
     return {"median_ms": statistics.median(times), "p95_ms": times[min(len(times) - 1, int(0.95 * len(times)))]}
 
 
-def throughput(model, tokenizer, device, texts, max_length, batch_sizes=(1, 8, 32)):
+def throughput(model, tokenizer, device, texts, max_length, batch_sizes=(1, 8, 32), precision="fp32"):
     """Messages classified per second at each batch size."""
     results = {}
     for batch_size in batch_sizes:
-        classify_texts(texts[:batch_size], model, tokenizer, device, max_length, batch_size)  # warm-up
+        classify_texts(texts[:batch_size], model, tokenizer, device, max_length, batch_size, precision)  # warm-up
         start = time.perf_counter()
-        classify_texts(texts, model, tokenizer, device, max_length, batch_size)
+        classify_texts(texts, model, tokenizer, device, max_length, batch_size, precision)
         results[batch_size] = len(texts) / (time.perf_counter() - start)
     return results
 
@@ -74,56 +75,73 @@ def quantize_int8(model):
         return quantize_dynamic(copy.deepcopy(model).cpu().eval(), {torch.nn.Linear}, dtype=torch.qint8)
 
 
-def prediction_agreement(model_a, model_b, data_loader, device_a, device_b="cpu"):
+def prediction_agreement(model_a, model_b, data_loader, device_a, device_b="cpu", precision_b="fp32"):
     """Share of messages on which two models predict the same class, and each one's accuracy."""
     labels, pred_a, _ = predict_loader(data_loader, model_a, device_a)
-    _, pred_b, _ = predict_loader(data_loader, model_b, device_b)
+    with autocast(precision_b, device_b):
+        _, pred_b, _ = predict_loader(data_loader, model_b, device_b)
     return {"agreement": (pred_a == pred_b).float().mean().item(),
             "accuracy_a": (pred_a == labels).float().mean().item(),
             "accuracy_b": (pred_b == labels).float().mean().item()}
 
 
 def compare_fp32_int8(model, tokenizer, texts, max_length, data_loader, batch_sizes=(1, 8, 32)):
-    """Measure the float32 model and its int8-quantized copy on the CPU; returns a table (DataFrame)."""
+    """Measure the float32 model, its int8-quantized copy and (where the CPU has native bf16)
+    bfloat16 autocast on the CPU; returns a table (DataFrame), one row each.
+
+    The bf16 row keeps float32 weights (its size on disk is float32's) and runs the matrix
+    multiplies in bfloat16. Where the CPU would only emulate bf16, there is no bf16 row, and it says so.
+    """
     import pandas as pd
 
     fp32 = copy.deepcopy(model).cpu().eval()
-    int8 = quantize_int8(fp32)
+    candidates = [("float32", fp32, "fp32"), ("int8 (dynamic)", quantize_int8(fp32), "fp32")]
+    if bf16_native("cpu"):
+        candidates.append(("bfloat16 (autocast)", fp32, "bf16"))
+    else:
+        print("No bfloat16 row: this CPU has no native bf16 instructions (AVX512-BF16 or AMX), "
+              "so PyTorch would emulate it, slower than float32.")
     rows = {}
-    for name, candidate in (("float32", fp32), ("int8 (dynamic)", int8)):
+    for name, candidate, precision in candidates:
         row = {"size on disk (MB)": serialized_size_mb(candidate)}
-        row |= {f"latency {k.split('_')[0]} (ms)": v
-                for k, v in latency_ms(candidate, tokenizer, "cpu", texts[:20], max_length).items()}
+        row |= {f"latency {k.split('_')[0]} (ms)": v for k, v in
+                latency_ms(candidate, tokenizer, "cpu", texts[:20], max_length, precision=precision).items()}
         row |= {f"msgs/s @ batch {b}": v for b, v in throughput(candidate, tokenizer, "cpu", texts, max_length,
-                                                                 batch_sizes).items()}
+                                                                 batch_sizes, precision).items()}
         row["peak memory so far (MB)"] = peak_memory_mb()
+        if name != "float32":
+            agreement = prediction_agreement(fp32, candidate, data_loader, "cpu", precision_b=precision)
+            rows["float32"]["test accuracy"] = agreement["accuracy_a"]
+            row["test accuracy"] = agreement["accuracy_b"]
+            row["agreement with float32"] = agreement["agreement"]
         rows[name] = row
-    agreement = prediction_agreement(fp32, int8, data_loader, "cpu")
-    rows["float32"]["test accuracy"] = agreement["accuracy_a"]
-    rows["int8 (dynamic)"]["test accuracy"] = agreement["accuracy_b"]
-    rows["int8 (dynamic)"]["agreement with float32"] = agreement["agreement"]
     return pd.DataFrame(rows).T
 
 
 # --------------------------------------------------------------------------- training speed
-def seconds_per_step(model, train_loader, optimizer, steps, device="cpu"):
-    """Time the lecture loop's step (zero_grad, loss, backward, update) over ``steps`` batches."""
+def seconds_per_step(model, train_loader, optimizer, steps, device="cpu", precision="fp32"):
+    """Time the lecture loop's step (zero_grad, loss, backward, update) over ``steps`` batches.
+
+    ``precision`` is a resolved one (``"fp32"`` or ``"bf16"``, see :mod:`helpers.precision`).
+    """
     model.train()
     batches = iter(train_loader)
     start = time.perf_counter()
     for _ in range(steps):
         input_batch, target_batch = next(batches)
         optimizer.zero_grad()
-        calc_loss_batch(input_batch, target_batch, model, device).backward()
+        with autocast(precision, device):
+            loss = calc_loss_batch(input_batch, target_batch, model, device)
+        loss.backward()
         optimizer.step()
     return (time.perf_counter() - start) / steps
 
 
-def seconds_per_eval_batch(model, loader, batches=3, device="cpu"):
+def seconds_per_eval_batch(model, loader, batches=3, device="cpu", precision="fp32"):
     """Time the loss of one evaluation batch (no gradients), averaged over ``batches``."""
     model.eval()
     start = time.perf_counter()
-    with torch.no_grad():
+    with torch.no_grad(), autocast(precision, device):
         calc_loss_loader(loader, model, device, num_batches=batches)
     return (time.perf_counter() - start) / batches
 

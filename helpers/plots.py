@@ -131,22 +131,22 @@ def plot_confusion_matrix(matrix, class_names=("ham", "spam"), title="Confusion 
 
 
 def plot_performance(table, save_path=None):
-    """float32 vs int8 side by side: size on disk, latency and throughput (from ``compare_fp32_int8``)."""
+    """float32, int8 (and bf16) side by side: size on disk, latency and throughput (from ``compare_fp32_int8``)."""
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
     names = list(table.index)
-    colors = [HAM_COLOR, SPAM_COLOR]
-    bars = axes[0].bar(names, table["size on disk (MB)"], color=colors)
+    colors = [HAM_COLOR, SPAM_COLOR, "#7f7f7f"][:len(names)]
+    bars = axes[0].bar([name.replace(" (", "\n(") for name in names], table["size on disk (MB)"], color=colors)
     axes[0].bar_label(bars, fmt="{:.1f}")
     axes[0].set_title("Size on disk (MB)")
-    width = 0.38
+    width = 0.76 / len(names)
     for i, name in enumerate(names):
-        x = np.arange(2) + (i - 0.5) * width
+        x = np.arange(2) + (i - (len(names) - 1) / 2) * width
         axes[1].bar(x, table.loc[name, ["latency median (ms)", "latency p95 (ms)"]], width, color=colors[i], label=name)
     axes[1].set_xticks(range(2), ["median", "p95"])
     axes[1].set_title("Latency per message (ms)")
     throughput_cols = [c for c in table.columns if c.startswith("msgs/s")]
     for i, name in enumerate(names):
-        x = np.arange(len(throughput_cols)) + (i - 0.5) * width
+        x = np.arange(len(throughput_cols)) + (i - (len(names) - 1) / 2) * width
         axes[2].bar(x, table.loc[name, throughput_cols], width, color=colors[i], label=name)
     axes[2].set_xticks(range(len(throughput_cols)), [c.split("@ ")[1] for c in throughput_cols])
     axes[2].set_title("Throughput (messages / s)")

@@ -6,6 +6,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .paths import ENV_MAX_STEPS
+from .precision import autocast, resolve_precision
 
 
 def calc_accuracy_loader(data_loader, model, device, num_batches=None):
@@ -66,18 +67,20 @@ def max_steps_from_env():
 
 
 def train_classifier_simple(model, train_loader, val_loader, optimizer, device, num_epochs, eval_freq, eval_iter,
-                            max_steps=None):
+                            max_steps=None, precision="fp32"):
     """The lecture's fine-tuning loop.
 
     Every step: zero the gradients, compute the loss on one batch, backpropagate, update.
     Every ``eval_freq`` steps: print the training and validation loss on ``eval_iter`` batches.
     After every epoch: print the training and validation accuracy on ``eval_iter`` batches.
-    ``max_steps`` (optional) stops early after that many steps in all.
+    ``max_steps`` (optional) stops early after that many steps in all. ``precision="bf16"`` runs
+    the forward passes in bfloat16 where the hardware has it (see :mod:`helpers.precision`).
 
     Returns ``train_losses, val_losses, train_accs, val_accs, examples_seen``.
     """
     train_losses, val_losses, train_accs, val_accs = [], [], [], []
     examples_seen, global_step = 0, -1
+    precision = resolve_precision(precision, device)
     total_steps = num_epochs * len(train_loader) if max_steps is None else min(max_steps, num_epochs * len(train_loader))
     start = time.time()
     progress = tqdm(total=total_steps, desc="Training", unit="step")
@@ -87,7 +90,8 @@ def train_classifier_simple(model, train_loader, val_loader, optimizer, device, 
             if global_step + 1 >= total_steps:
                 break
             optimizer.zero_grad()
-            loss = calc_loss_batch(input_batch, target_batch, model, device)
+            with autocast(precision, device):
+                loss = calc_loss_batch(input_batch, target_batch, model, device)
             loss.backward()
             optimizer.step()
             examples_seen += input_batch.shape[0]
@@ -96,14 +100,16 @@ def train_classifier_simple(model, train_loader, val_loader, optimizer, device, 
             progress.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
 
             if global_step % eval_freq == 0:
-                train_loss, val_loss = evaluate_model(model, train_loader, val_loader, device, eval_iter)
+                with autocast(precision, device):
+                    train_loss, val_loss = evaluate_model(model, train_loader, val_loader, device, eval_iter)
                 train_losses.append(train_loss)
                 val_losses.append(val_loss)
                 tqdm.write(f"Ep {epoch + 1} (Step {global_step:06d}): "
                            f"Train loss {train_loss:.3f}, Val loss {val_loss:.3f}")
 
-        train_accuracy = calc_accuracy_loader(train_loader, model, device, num_batches=eval_iter)
-        val_accuracy = calc_accuracy_loader(val_loader, model, device, num_batches=eval_iter)
+        with autocast(precision, device):
+            train_accuracy = calc_accuracy_loader(train_loader, model, device, num_batches=eval_iter)
+            val_accuracy = calc_accuracy_loader(val_loader, model, device, num_batches=eval_iter)
         tqdm.write(f"Training accuracy: {train_accuracy * 100:.2f}% | Validation accuracy: {val_accuracy * 100:.2f}%")
         train_accs.append(train_accuracy)
         val_accs.append(val_accuracy)

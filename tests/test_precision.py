@@ -1,0 +1,173 @@
+"""The faster paths compute the lecture's math: fused attention, inference that does less, bf16 only where native."""
+import numpy as np
+import pytest
+import torch
+
+import helpers.precision as precision_module
+from helpers import GPTModel, classify_review, classify_texts, get_gpt2_tokenizer, prepare_for_classification
+from helpers.gpt import MultiHeadAttention, causal_attention
+from helpers.precision import autocast, bf16_native, resolve_precision
+
+CFG = {"vocab_size": 50257, "context_length": 64, "emb_dim": 48, "n_heads": 4, "n_layers": 3,
+       "drop_rate": 0.0, "qkv_bias": True}
+MESSAGES = ["Free money! Click now!", "ok", "Meeting at 3pm today, bring the slides and the budget numbers please",
+            "URGENT: Claim your reward now!!! Call 09061701461", "see you", "Win a free prize today!",
+            "Your package will arrive tomorrow between 9 and 5", "k"]
+
+
+def classifier(dtype=torch.float32):
+    torch.manual_seed(0)
+    model = prepare_for_classification(GPTModel(CFG))
+    torch.nn.init.normal_(model.out_head.weight, std=0.5)
+    return model.to(dtype).eval()
+
+
+@pytest.mark.parametrize("dtype, atol", [(torch.float32, 1e-6), (torch.float64, 1e-13)])
+def test_fused_attention_equals_the_written_out_math(dtype, atol):
+    torch.manual_seed(1)
+    q, k, v = (torch.randn(3, 4, 17, 8, dtype=dtype) for _ in range(3))
+    fused = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    assert torch.allclose(fused, causal_attention(q, k, v), atol=atol)
+    # and a whole model, forward and backward
+    model, ids = classifier(dtype), torch.randint(0, 50000, (2, 30))
+    model.train()
+    out_fused = model(ids)
+    grad_fused = torch.autograd.grad(out_fused.sum(), model.trf_blocks[-1].att.W_query.weight)[0]
+    MultiHeadAttention.fused = False
+    try:
+        out_explicit = model(ids)
+        grad_explicit = torch.autograd.grad(out_explicit.sum(), model.trf_blocks[-1].att.W_query.weight)[0]
+    finally:
+        MultiHeadAttention.fused = True
+    assert torch.allclose(out_fused, out_explicit, atol=10 * atol)
+    assert torch.allclose(grad_fused, grad_explicit, atol=100 * atol)
+
+
+def test_dropout_runs_the_written_out_math():
+    torch.manual_seed(0)
+    att = MultiHeadAttention(16, 16, 2, dropout=0.5).train()
+    x = torch.randn(1, 5, 16)
+    torch.manual_seed(3)
+    out = att(x)
+    att.fused = False
+    torch.manual_seed(3)
+    assert torch.equal(out, att(x))
+
+
+def today(model, tokenizer, texts, max_length):
+    """What inference computed before: the whole model, one message at a time."""
+    probabilities = []
+    for text in texts:
+        ids = tokenizer.encode(text, disallowed_special=())[:max_length or CFG["context_length"]]
+        if max_length:
+            ids += [50256] * (max_length - len(ids))
+        with torch.no_grad():
+            probabilities.append(torch.softmax(model(torch.tensor([ids]))[0, -1], dim=-1).numpy())
+    return np.array(probabilities)
+
+
+@pytest.mark.parametrize("max_length, batch_size", [(None, 3), (None, 32), (40, 3)])
+def test_inference_that_does_less_gives_todays_results(max_length, batch_size, monkeypatch):
+    tokenizer, model = get_gpt2_tokenizer(), classifier()
+    monkeypatch.setattr(MultiHeadAttention, "fused", False)
+    expected = today(model, tokenizer, MESSAGES, max_length)
+    monkeypatch.setattr(MultiHeadAttention, "fused", True)
+    labels, probabilities = classify_texts(MESSAGES, model, tokenizer, "cpu", max_length, batch_size)
+    assert np.abs(probabilities - expected).max() <= 1e-6
+    assert labels.tolist() == expected.argmax(axis=1).tolist()
+    single = np.array([classify_review(text, model, tokenizer, "cpu", max_length)[1] for text in MESSAGES])
+    assert np.abs(single - expected).max() <= 1e-6
+    assert np.abs(expected[:, None] - expected[None]).max(axis=2)[~np.eye(len(MESSAGES), dtype=bool)].min() > 1e-5
+    # (each message gets its own probabilities, so the order of the results is really checked)
+
+
+def test_precision_setting_is_checked_and_announced(monkeypatch, capsys):
+    with pytest.raises(ValueError, match="precision must be one of"):
+        resolve_precision("float16", "cpu")
+    assert resolve_precision("fp32", "cpu") == "fp32" and capsys.readouterr().out == ""
+    monkeypatch.setattr(precision_module, "bf16_native", lambda device: False)
+    assert resolve_precision("auto", "cpu") == "fp32" and capsys.readouterr().out == ""
+    assert resolve_precision("bf16", "cpu") == "fp32"
+    assert "not native" in capsys.readouterr().out
+    monkeypatch.setattr(precision_module, "bf16_native", lambda device: True)
+    assert resolve_precision("auto", "cpu") == "bf16"
+    assert "bfloat16" in capsys.readouterr().out
+    assert not bf16_native("meta")
+
+
+def test_cpu_detection_reads_the_instruction_flags(monkeypatch, tmp_path):
+    flags = set(open("/proc/cpuinfo").read().split()) if precision_module.platform.system() == "Linux" else set()
+    expected = bool(flags & {"avx512_bf16", "amx_bf16", "bf16"}) and torch.backends.mkldnn.is_available()
+    assert bf16_native("cpu") == expected
+
+
+@pytest.mark.skipif(not bf16_native("cpu"), reason="this CPU has no native bfloat16")
+def test_bf16_inference_agrees_with_float32():
+    tokenizer, model = get_gpt2_tokenizer(), classifier()
+    labels, probabilities = classify_texts(MESSAGES, model, tokenizer, "cpu")
+    labels_bf16, probabilities_bf16 = classify_texts(MESSAGES, model, tokenizer, "cpu", precision="bf16")
+    assert probabilities_bf16.dtype == np.float32
+    assert np.abs(probabilities_bf16 - probabilities).max() < 0.05
+    assert 0 < np.abs(probabilities_bf16 - probabilities).max()  # it really ran in bfloat16
+    assert (labels_bf16 == labels).mean() >= 0.75
+    with autocast("bf16", "cpu"):
+        assert model.trf_blocks[0].att.W_query(torch.randn(2, CFG["emb_dim"])).dtype == torch.bfloat16
+
+
+def test_deployment_table_has_a_bf16_row_only_where_native(monkeypatch, capsys):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from helpers import compare_fp32_int8
+
+    tokenizer, model = get_gpt2_tokenizer(), classifier()
+    ids = torch.tensor([(tokenizer.encode(text) + [50256] * 40)[:40] for text in MESSAGES])
+    loader = DataLoader(TensorDataset(ids, torch.tensor([1, 0, 0, 1, 0, 1, 0, 0])), batch_size=4)
+    table = compare_fp32_int8(model, tokenizer, MESSAGES, 40, loader, batch_sizes=(4,))
+    expected = ["float32", "int8 (dynamic)"] + (["bfloat16 (autocast)"] if bf16_native("cpu") else [])
+    assert list(table.index) == expected
+    if bf16_native("cpu"):
+        assert table.loc["bfloat16 (autocast)", "agreement with float32"] >= 0.75
+    monkeypatch.setattr("helpers.performance.bf16_native", lambda device: False)
+    assert "bfloat16 (autocast)" not in compare_fp32_int8(model, tokenizer, MESSAGES, 40, loader, batch_sizes=(4,)).index
+    assert "No bfloat16 row" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not bf16_native("cpu"), reason="this CPU has no native bfloat16")
+def test_bf16_trunk_cache_equals_plain_autocast_and_flexible_bf16_trains():
+    from helpers import TrunkCache, train_classifier_fast
+    from helpers.fast import trunk_forward
+
+    model = classifier()
+    ids = torch.randint(0, 50000, (4, 20))
+    cache = TrunkCache(model, "exact", precision="bf16").add(ids)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = trunk_forward(model, ids)
+    stored = torch.stack([cache.activations[cache.index[row.numpy().tobytes()]] for row in ids])
+    assert stored.dtype == torch.float32 and torch.equal(stored, expected.float())
+    fp32 = TrunkCache(model, "exact").add(ids)
+    assert 0 < (torch.stack(fp32.activations) - torch.stack(cache.activations)).abs().max() < 0.5
+    assert cache.file_for("x").name.startswith("trunk-exact-bf16-")
+    # flexible mode defaults to bf16 here; the loop's log and accuracy stay sane
+    from torch.utils.data import TensorDataset
+
+    from helpers import create_dataloaders
+
+    data = TensorDataset(torch.randint(0, 50000, (16, 20)), torch.randint(0, 2, (16,)))
+    loaders = create_dataloaders(data, data, data, batch_size=4)
+    model = classifier()
+    before = model.out_head.weight.clone()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    log = train_classifier_fast(model, *loaders[:2], optimizer, "cpu", 1, 2, 2, mode="flexible")
+    assert not torch.equal(before, model.out_head.weight) and all(0 <= acc <= 1 for acc in log[2])
+    with pytest.raises(ValueError, match="precision"):
+        train_classifier_fast(model, *loaders[:2], optimizer, "cpu", 1, 2, 2, mode="exact",
+                              cache=TrunkCache(model, "exact"), precision="bf16")
+
+
+@pytest.mark.parametrize("dtype, atol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+def test_fused_layer_norm_equals_the_written_out_math(dtype, atol):
+    norm = classifier(dtype).trf_blocks[0].norm1
+    torch.nn.init.normal_(norm.scale)
+    torch.nn.init.normal_(norm.shift)
+    x = 3 * torch.randn(2, 7, CFG["emb_dim"], dtype=dtype) + 1
+    assert torch.allclose(norm(x), norm.normalize(x), atol=atol)
