@@ -19,6 +19,7 @@ from .data import (
     load_sms_spam,
     prepare_spam_splits,
     random_split,
+    sms_spam_source,
 )
 from .download import DownloadError
 from .fast import CachedTop, FastEngineError, TrunkCache, train_classifier_fast, use_trunk_cache
