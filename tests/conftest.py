@@ -64,3 +64,12 @@ def split_dir(tmp_path_factory, staged_zip):
     folder = tmp_path_factory.mktemp("splits")
     prepare_spam_splits(local_copy=staged_zip, data_folder=folder)
     return folder
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each test's call report on the item, so a fixture can tell a failure (tests/test_browser.py's screenshots)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.rep_call = report
