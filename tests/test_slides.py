@@ -93,3 +93,20 @@ def test_slides_command_rejects_a_missing_notebook(tmp_path):
     result = subprocess.run([sys.executable, "-m", "helpers", "slides", str(tmp_path / "nope.ipynb")],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "nope.ipynb does not exist" in result.stderr
+
+
+def test_prepare_writes_decks_from_the_notebooks_it_timed(npm, tmp_path, monkeypatch, capsys):
+    from helpers import instructor
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Title"), nbformat.v4.new_code_cell("print('ran while timing')")]
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="ran while timing\n")]
+    monkeypatch.setattr(instructor, "lecture_notebooks", lambda: [tmp_path / "notebooks" / "01_tiny.ipynb"])
+    executed = tmp_path / "data" / "slides" / "executed"
+    executed.mkdir(parents=True)
+    nbformat.write(nb, executed / "01_tiny.ipynb")
+    instructor._build_slides(executed)  # not executed again: the outputs come from the timing run
+    deck = tmp_path / "data" / "slides" / "01_tiny.slides.html"
+    assert "ran while timing" in deck.read_text() and not executed.exists()
+    instructor._build_slides()  # a second prepare keeps the decks
+    assert "decks written before" in capsys.readouterr().out
