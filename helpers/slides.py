@@ -59,10 +59,14 @@ def _extract(tarball: Path, spec, package: Path) -> None:
     scratch = Path(tempfile.mkdtemp(prefix=f".{package.name}.", dir=package.parent))
     try:
         with tarfile.open(tarball, "r:gz") as archive:
-            members = [m for m in archive.getmembers()
+            members = [m for m in archive.getmembers()  # plain files and folders under package/<kept part>
                        if (m.isfile() or m.isdir()) and m.name.split("/", 2)[1:2]
-                       and m.name.split("/", 2)[1] in spec["keep"]]
-            archive.extractall(scratch, members=members, filter="data")
+                       and m.name.split("/", 2)[1] in spec["keep"] and ".." not in m.name.split("/")
+                       and not m.name.startswith("/")]
+            try:
+                archive.extractall(scratch, members=members, filter="data")
+            except TypeError:  # Python before 3.10.12 / 3.11.4: no filters (the members are checked above)
+                archive.extractall(scratch, members=members)
         missing = [part for part in spec["keep"] if not (scratch / "package" / part).exists()]
         if missing:
             raise SlidesError(f"{display_path(tarball)} lacks {', '.join(missing)}: not the expected package")
