@@ -28,7 +28,7 @@ case "${1:-}" in
       echo "Note: running as root (common in containers), so JupyterLab is started with --allow-root." >&2
       args+=(--allow-root)
     fi
-    echo "Starting JupyterLab. Open the URL it prints below (http://127.0.0.1:8888/lab?token=...) in a browser;"
+    echo "Starting JupyterLab: open the URL it prints below (the one with /lab?token=) in a browser."
     echo "Ctrl+C twice stops it."
     exec "$VENV/bin/jupyter" lab "${args[@]}" "${@:2}" ;;
   test)
