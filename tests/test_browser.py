@@ -187,28 +187,17 @@ def check_notebook_run(page, name, timeout_s):
 # --------------------------------------------------------------------------- RISE
 @pytest.fixture(scope="module")
 def executed(lab):
-    """Every notebook executed (test model) next to the lab's copies, so RISE shows real outputs.
-
-    Training is capped at 20 steps: only the outputs' sizes matter here, and rise.css caps long ones.
-    """
+    """Every notebook executed as CI runs it (test model), next to the lab's copies, so RISE shows outputs."""
     from nbclient import NotebookClient
 
     _, root = lab
     folder = root / "executed"
     folder.mkdir()
-    saved = os.environ.get("WORKBOOK_MAX_STEPS")
-    os.environ["WORKBOOK_MAX_STEPS"] = "20"  # the kernels inherit it
-    try:
-        for source in NOTEBOOKS:
-            nb = nbformat.read(source, as_version=4)
-            NotebookClient(nb, timeout=900, kernel_name="python3",
-                           resources={"metadata": {"path": str(source.parent)}}).execute()
-            nbformat.write(nb, folder / source.name)
-    finally:
-        if saved is None:
-            os.environ.pop("WORKBOOK_MAX_STEPS", None)
-        else:
-            os.environ["WORKBOOK_MAX_STEPS"] = saved
+    for source in NOTEBOOKS:
+        nb = nbformat.read(source, as_version=4)
+        NotebookClient(nb, timeout=900, kernel_name="python3",
+                       resources={"metadata": {"path": str(source.parent)}}).execute()
+        nbformat.write(nb, folder / source.name)
     return folder
 
 
