@@ -187,18 +187,25 @@ def check_notebook_run(page, name, timeout_s):
 # --------------------------------------------------------------------------- RISE
 @pytest.fixture(scope="module")
 def executed(lab):
-    """Every notebook executed as CI runs it (test model), next to the lab's copies, so RISE shows outputs."""
+    """``executed(name)``: the notebook executed as CI runs it (test model), beside the lab's copies with
+    notebooks/rise.css, so RISE shows its outputs; each is executed once, when first asked for."""
     from nbclient import NotebookClient
 
     _, root = lab
     folder = root / "executed"
     folder.mkdir()
-    for source in NOTEBOOKS:
-        nb = nbformat.read(source, as_version=4)
-        NotebookClient(nb, timeout=900, kernel_name="python3",
-                       resources={"metadata": {"path": str(source.parent)}}).execute()
-        nbformat.write(nb, folder / source.name)
-    return folder
+    shutil.copy(PROJECT_ROOT / "notebooks" / "rise.css", folder / "rise.css")  # RISE loads it from the folder
+
+    def execute(name):
+        if not (folder / name).is_file():
+            source = PROJECT_ROOT / "notebooks" / name
+            nb = nbformat.read(source, as_version=4)
+            NotebookClient(nb, timeout=900, kernel_name="python3",
+                           resources={"metadata": {"path": str(source.parent)}}).execute()
+            nbformat.write(nb, folder / name)
+        return f"executed/{name}"
+
+    return execute
 
 
 SLIDE = """() => {
@@ -215,7 +222,7 @@ SLIDE = """() => {
 def test_rise_slides_fit_1280x720(lab, executed, page, name):
     """Each slide of the RISE deck (with outputs) fits the viewport; walks the deck with Space."""
     url, _ = lab
-    page.goto(f"{url}/rise/executed/{name}?token={TOKEN}")
+    page.goto(f"{url}/rise/{executed(name)}?token={TOKEN}")
     page.wait_for_selector(".reveal .slides section.present", timeout=90_000)
     page.wait_for_timeout(2500)  # outputs and fonts settle
     seen, too_tall = [], []

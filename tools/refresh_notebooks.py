@@ -26,9 +26,9 @@ def is_checked(cell):
 
 
 #: A markdown cell longer than this fills most of a 1280x720 slide: the code after it gets a sub-slide of its own.
-LONG_MARKDOWN_LINES = 8
+LONG_MARKDOWN_LINES = 5
 #: A code cell longer than this fills most of a slide on its own: it gets a sub-slide of its own.
-LONG_CODE_LINES = 15
+LONG_CODE_LINES = 12
 
 
 def slide_type(cell, previous):
