@@ -213,7 +213,9 @@ SLIDE = """() => {
   const slide = present[present.length - 1];
   const boxes = [...slide.children].map(child => child.getBoundingClientRect());
   return {index: [...document.querySelectorAll('.reveal .slides section')].indexOf(slide),
-          bottom: Math.max(0, ...boxes.map(b => b.bottom)), height: slide.scrollHeight,
+          // the content's own extent: independent of where a transition has it at the moment
+          extent: Math.max(0, ...boxes.map(b => b.bottom)) - Math.min(...boxes.map(b => b.top)),
+          height: slide.scrollHeight,
           text: (slide.textContent || '').trim().replace(/\\s+/g, ' ').slice(0, 60)};
 }"""
 
@@ -232,8 +234,9 @@ def test_rise_slides_fit_1280x720(lab, executed, page, name):
             if seen and slide["index"] == seen[-1]:
                 break  # Space at the last slide stays there
             seen.append(slide["index"])
-            if max(slide["bottom"], slide["height"]) > VIEWPORT["height"] + 1:
-                too_tall.append(f"slide {len(seen)} ({slide['text']!r}): {max(slide['bottom'], slide['height']):.0f} px")
+            tallest = max(slide["extent"], slide["height"])
+            if tallest > VIEWPORT["height"] + 1:
+                too_tall.append(f"slide {len(seen)} ({slide['text']!r}): {tallest:.0f} px")
                 screenshot(page, f"rise_{name}_slide{len(seen)}")
             page.keyboard.press("Space")
             page.wait_for_timeout(350)
