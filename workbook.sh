@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command per job, on a fresh machine (Linux or macOS, Python 3.10+):
-#   bash workbook.sh lab     set up .venv, then open the workbook in JupyterLab
+#   bash workbook.sh lab     set up .venv, then open the workbook in JupyterLab (extra arguments go to jupyter lab)
 #   bash workbook.sh test    set up .venv with the test-only packages, then run all tests and notebooks
 # Extra arguments after "test" go to pytest (e.g. bash workbook.sh test tests/test_data.py).
 set -euo pipefail
@@ -23,7 +23,14 @@ setup() {
 case "${1:-}" in
   lab)
     setup requirements.txt
-    exec "$VENV/bin/jupyter" lab notebooks/ ;;
+    args=(notebooks/)
+    if [ "$(id -u)" = 0 ]; then
+      echo "Note: running as root (common in containers), so JupyterLab is started with --allow-root." >&2
+      args+=(--allow-root)
+    fi
+    echo "Starting JupyterLab: open the URL it prints below (the one with /lab?token=) in a browser."
+    echo "Ctrl+C twice stops it."
+    exec "$VENV/bin/jupyter" lab "${args[@]}" "${@:2}" ;;
   test)
     setup requirements-dev.txt
     exec "$PY" -m pytest "${@:2}" ;;

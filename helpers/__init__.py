@@ -27,6 +27,7 @@ from .data import (
     load_sms_spam,
     prepare_spam_splits,
     random_split,
+    sms_spam_source,
 )
 from .diagrams import plot_model_surgery, plot_pipeline, plot_training_loop
 from .download import DownloadError

@@ -114,7 +114,20 @@ def main(argv=None) -> int:
                                                        "and gpt2/model.safetensors, to copy instead of downloading")
     prepare.add_argument("--no-timing", action="store_true", help="skip running the notebooks to time them")
     prepare.add_argument("--retime", action="store_true", help="time the notebooks again")
+    slides = commands.add_parser("slides", help="write an offline slide deck (HTML) per notebook",
+                                 description="Execute each notebook and write it as a reveal.js deck in data/slides/, "
+                                             "with reveal.js copied next to it (fetched once from the npm registry "
+                                             "and sha256-checked), so the decks open with no network.")
+    slides.add_argument("notebooks", nargs="*", help="notebooks to convert (default: all of notebooks/)")
+    slides.add_argument("--out", help="output folder (default: data/slides/)")
+    slides.add_argument("--instructor", action="store_true",
+                        help="execute in instructor mode (replay what `prepare` trained: fast)")
+    slides.add_argument("--no-execute", action="store_true", help="convert without running (no outputs)")
     args = parser.parse_args(argv)
+    if args.command == "slides":
+        from .slides import main_slides
+
+        return main_slides(args)
     try:
         if args.command == "prepare":
             from .instructor import main_prepare

@@ -8,13 +8,14 @@ import os
 import zipfile
 import zlib
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .download import DownloadError, atomic_write_bytes, download_file, sha256_of
-from .paths import ENV_SMS_ZIP, data_dir, display_path
+from .paths import ENV_SMS_ZIP, PROJECT_ROOT, data_dir, display_path
 
 SMS_SPAM_URLS = (
     "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip",
@@ -26,6 +27,9 @@ SMS_SPAM_SHA256 = "7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c2
 ZIP_NAME = "sms_spam_collection.zip"
 #: The original SMSSpamCollection is 477,907 bytes; anything far larger is not it (e.g. a zip bomb).
 SMS_SPAM_MAX_BYTES = 4 << 20
+#: UCI's zip, byte for byte, shipped with the workbook (CC BY 4.0; attribution in datasets/SOURCE.md).
+SHIPPED_ZIP = PROJECT_ROOT / "datasets" / ZIP_NAME
+SOURCE_NOTE = "SOURCE.txt"  # next to the extracted file: which copy it was extracted from
 
 LABEL_MAP = {"ham": 0, "spam": 1}
 CLASS_NAMES = ("ham", "spam")
@@ -44,7 +48,7 @@ def _offline_help(folder: Path) -> str:
     )
 
 
-def _extract_verified(zip_path: Path, target: Path, *, remove_bad_zip: bool) -> Path:
+def _extract_verified(zip_path: Path, target: Path, *, remove_bad_zip: bool, note=None) -> Path:
     """Extract SMSSpamCollection from ``zip_path`` to ``target`` if its sha256 is right."""
     try:
         with zipfile.ZipFile(zip_path) as archive, archive.open(SMS_SPAM_FILE) as member:
@@ -57,7 +61,7 @@ def _extract_verified(zip_path: Path, target: Path, *, remove_bad_zip: bool) -> 
             f"{display_path(zip_path)} is not a complete SMS Spam Collection zip ({exc}). "
             f"It is probably truncated or corrupted.{removed} {_offline_help(target.parent.parent)}"
         ) from exc
-    return _write_verified(data, target, source=zip_path, remove_source=remove_bad_zip)
+    return _write_verified(data, target, source=zip_path, remove_source=remove_bad_zip, note=note)
 
 
 def _read_limited(stream, source, limit=None) -> bytes:
@@ -69,7 +73,7 @@ def _read_limited(stream, source, limit=None) -> bytes:
     return data
 
 
-def _write_verified(data: bytes, target: Path, *, source: Path, remove_source: bool) -> Path:
+def _write_verified(data: bytes, target: Path, *, source: Path, remove_source: bool, note=None) -> Path:
     actual = hashlib.sha256(data).hexdigest()
     if actual != SMS_SPAM_SHA256:
         if remove_source:
@@ -78,7 +82,19 @@ def _write_verified(data: bytes, target: Path, *, source: Path, remove_source: b
             f"The SMSSpamCollection in {display_path(source)} has sha256 {actual}, expected {SMS_SPAM_SHA256}: "
             f"it is not the original UCI file (edited or corrupted). {_offline_help(target.parent.parent)}"
         )
-    return atomic_write_bytes(target, data)
+    atomic_write_bytes(target, data)
+    atomic_write_bytes(target.with_name(SOURCE_NOTE), f"{note or display_path(source)}\n".encode("utf-8"))
+    return target
+
+
+def sms_spam_source(data_folder=None) -> str:
+    """Which copy the cached ``SMSSpamCollection`` was extracted from (a path, or the URL it came from)."""
+    folder = Path(data_folder) if data_folder is not None else data_dir()
+    note = folder / "sms_spam_collection" / SOURCE_NOTE
+    if not (folder / "sms_spam_collection" / SMS_SPAM_FILE).is_file():
+        return "none yet: call download_sms_spam_dataset()"
+    text = note.read_text(encoding="utf-8").strip() if note.is_file() else ""
+    return text or "not recorded (extracted by an older version of the workbook)"
 
 
 def _install_local_copy(source: Path, target: Path) -> Path:
@@ -92,7 +108,8 @@ def _install_local_copy(source: Path, target: Path) -> Path:
     return _write_verified(data, target, source=source, remove_source=False)
 
 
-def download_sms_spam_dataset(local_copy=None, data_folder=None, *, urls=SMS_SPAM_URLS, timeout=30.0, retries=3) -> Path:
+def download_sms_spam_dataset(local_copy=None, data_folder=None, *, urls=SMS_SPAM_URLS, timeout=30.0, retries=3,
+                              shipped=True) -> Path:
     """Return the path of the verified ``SMSSpamCollection`` file, fetching it if needed.
 
     Where the file comes from, first match wins:
@@ -100,9 +117,11 @@ def download_sms_spam_dataset(local_copy=None, data_folder=None, *, urls=SMS_SPA
     1. ``local_copy`` (a zip or the extracted file), or the ``WORKBOOK_SMS_ZIP`` environment variable;
     2. the extracted file already cached in ``data/sms_spam_collection/``;
     3. a zip already in ``data/`` (downloaded earlier or pre-staged for a classroom);
-    4. a download from UCI (with a mirror, a timeout, retries and a progress bar).
+    4. the copy shipped with the workbook, ``datasets/sms_spam_collection.zip`` (``shipped=False`` skips it);
+    5. a download from UCI (with a mirror, a timeout, retries and a progress bar).
 
     Whatever the source, the extracted file must have the sha256 of UCI's original.
+    ``sms_spam_source()`` says which copy the cached file came from.
     """
     folder = Path(data_folder) if data_folder is not None else data_dir()
     target = folder / "sms_spam_collection" / SMS_SPAM_FILE
@@ -118,12 +137,22 @@ def download_sms_spam_dataset(local_copy=None, data_folder=None, *, urls=SMS_SPA
         target.unlink()  # corrupted cache: rebuild it below
 
     zip_path = folder / ZIP_NAME
+    shipped_problem = ""
+    if not zip_path.is_file() and shipped and SHIPPED_ZIP.is_file():
+        try:
+            return _extract_verified(SHIPPED_ZIP, target, remove_bad_zip=False,
+                                     note=f"{display_path(SHIPPED_ZIP)}, the copy shipped with the workbook")
+        except DatasetError as exc:  # a damaged checkout: say so, and try the download instead
+            shipped_problem = (f"\nThe copy shipped with the workbook is damaged too ({exc}); "
+                               f"restore it with: git checkout -- {display_path(SHIPPED_ZIP)}")
     if not zip_path.is_file():
         try:
             download_file(urls, zip_path, timeout=timeout, retries=retries, desc="SMS Spam Collection")
         except DownloadError as exc:
             raise DatasetError(f"The SMS Spam Collection is not here and could not be downloaded.\n{exc}\n\n"
-                               f"{_offline_help(folder)}") from exc
+                               f"{_offline_help(folder)}{shipped_problem}") from exc
+        return _extract_verified(zip_path, target, remove_bad_zip=True,
+                                 note=f"downloaded from {urlparse(urls[0]).netloc} into {display_path(zip_path)}")
     return _extract_verified(zip_path, target, remove_bad_zip=True)
 
 

@@ -13,6 +13,7 @@ import hashlib
 import io
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,7 @@ from .files import CorruptFileError, read_csv, read_json, verify_checked, write_
 from .gpt import GPTModel, get_model_config
 from .fast import trunk_cache_dir
 from .paths import ENV_INSTRUCTOR, PROJECT_ROOT, StorageError, data_dir, display_path
+from .slides import SlidesError, build_decks
 from .pipeline import DEFAULT_MODEL, LECTURE_SETTINGS, active_model_name
 from .weights import HF_MODEL_PAGE, HF_REPOS, WeightsError, gpt2_weights_path, load_weights_into_gpt, test_model_enabled
 
@@ -286,15 +288,17 @@ def lecture_notebooks():
     return [path for path in sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb")) if int(path.name[:2]) <= 6]
 
 
-def time_notebooks(timeout=600) -> dict:
+def time_notebooks(timeout=600, keep=None) -> dict:
     """Run each lecture notebook top to bottom in instructor mode; seconds per notebook.
 
     Each runs in its own process (``nbconvert --execute``, a fresh kernel), as an instructor
-    would start it; the time includes starting the kernel.
+    would start it; the time includes starting the kernel. ``keep``: a folder for the executed notebooks.
     """
     times = {}
     env = {**os.environ, ENV_INSTRUCTOR: "1"}
     with tempfile.TemporaryDirectory() as scratch:
+        scratch = keep or scratch
+        Path(scratch).mkdir(parents=True, exist_ok=True)
         for path in lecture_notebooks():
             start = time.perf_counter()
             result = subprocess.run([sys.executable, "-m", "nbconvert", "--to", "notebook", "--execute",
@@ -306,6 +310,26 @@ def time_notebooks(timeout=600) -> dict:
                 raise PrepareError(f"{path.name} failed in instructor mode:\n" + "\n".join(last_lines))
             print(f"  ✓ {path.name}: {times[path.name]:.1f} s in instructor mode")
     return times
+
+
+def _build_slides(executed=None):
+    """Offline decks of the lecture notebooks in data/slides/; from ``executed`` notebooks when given.
+
+    Optional for class (RISE works offline in JupyterLab), so a failure is reported, not raised.
+    """
+    notebooks = lecture_notebooks()
+    out_dir = data_dir() / "slides"
+    if executed is None and all((out_dir / f"{nb.stem}.slides.html").is_file() for nb in notebooks):
+        print("  ✓ decks written before (python -m helpers slides writes them again)")
+        return
+    try:
+        sources = [executed / nb.name for nb in notebooks] if executed is not None else notebooks
+        build_decks(sources, out_dir, execute=executed is None, instructor=True)
+    except SlidesError as exc:
+        print(f"  ✗ no decks: {exc}\n    Presenting with RISE in JupyterLab needs none of this.")
+    finally:
+        if executed is not None:
+            shutil.rmtree(executed, ignore_errors=True)
 
 
 def prepare(model_size=DEFAULT_MODEL, source=None, timing=True, retime=False) -> dict:
@@ -337,10 +361,14 @@ def prepare(model_size=DEFAULT_MODEL, source=None, timing=True, retime=False) ->
             print(f"  ! {exc}: writing a new one")
         report = {}
     print("5/5 notebooks in instructor mode")
+    executed = None
     if timing and (retime or "notebook_seconds" not in report):
-        report["notebook_seconds"] = time_notebooks()
+        executed = data_dir() / "slides" / "executed"
+        report["notebook_seconds"] = time_notebooks(keep=executed)
     elif "notebook_seconds" in report:
         print("  ✓ timed before (use --retime to time again)")
+    print("slides: an offline deck per lecture notebook, executed in instructor mode")
+    _build_slides(executed)
     report |= {"model": active_model_name(model_size), "prepared": time.strftime("%Y-%m-%d %H:%M")}
     write_json(report_path, report)
     print(f"\nReady ({time.time() - start:.0f} s). For class: export {ENV_INSTRUCTOR}=1, then open the notebooks.")
@@ -352,7 +380,7 @@ def prepare(model_size=DEFAULT_MODEL, source=None, timing=True, retime=False) ->
 def main_prepare(args) -> int:
     try:
         prepare(args.size, args.source, timing=not args.no_timing, retime=args.retime)
-    except (PrepareError, DatasetError, WeightsError, StorageError, CheckpointError) as exc:
+    except (PrepareError, DatasetError, WeightsError, StorageError, CheckpointError, SlidesError) as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 2
     return 0

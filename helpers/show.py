@@ -1,6 +1,24 @@
 """Showing the package's own code inside a notebook, so the notebook never holds a stale copy."""
 import inspect
 
+#: The tallest a shown source gets on a slide (it scrolls inside its box beyond that), so a long class
+#: still leaves its slide's heading and explanation in view at 1280x720 (tests/test_browser.py checks).
+SOURCE_MAX_HEIGHT_PX = 380
+
+
+class SourceBox:
+    """Highlighted source in a box no taller than ``SOURCE_MAX_HEIGHT_PX`` (scrolls inside); plain text elsewhere."""
+
+    def __init__(self, code):
+        self.code = code
+
+    def _repr_html_(self):
+        return (f'<div class="workbook-source" style="max-height: {SOURCE_MAX_HEIGHT_PX}px; overflow: auto">'
+                f"{self.code._repr_html_()}</div>")
+
+    def __repr__(self):
+        return self.code.data
+
 
 def show_source(obj):
     """Display the source of a helpers function or class, syntax-highlighted in Jupyter."""
@@ -10,4 +28,4 @@ def show_source(obj):
     except ImportError:  # plain Python: print it
         print(source)
         return
-    display(Code(source, language="python"))
+    display(SourceBox(Code(source, language="python")))

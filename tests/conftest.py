@@ -8,11 +8,11 @@ import pytest
 from helpers.paths import ENV_SMS_ZIP, PROJECT_ROOT
 
 
-SHARED_ZIP = PROJECT_ROOT.parent / "shared" / "data" / "sms_spam_collection.zip"
+SHIPPED_ZIP = PROJECT_ROOT / "datasets" / "sms_spam_collection.zip"
 
 
 def find_staged_zip():
-    for candidate in (os.environ.get(ENV_SMS_ZIP), PROJECT_ROOT / "data" / "sms_spam_collection.zip", SHARED_ZIP):
+    for candidate in (os.environ.get(ENV_SMS_ZIP), PROJECT_ROOT / "data" / "sms_spam_collection.zip", SHIPPED_ZIP):
         if candidate and Path(candidate).is_file():
             return Path(candidate)
     return None
@@ -20,17 +20,19 @@ def find_staged_zip():
 
 @pytest.fixture(scope="session")
 def staged_zip():
-    """The original UCI zip, staged as a classroom would (.ci/run stages it into data/)."""
+    """The original UCI zip: a staged copy, or the one shipped in datasets/."""
     path = find_staged_zip()
     if path is None:
-        pytest.skip("the SMS Spam Collection zip is not staged: put it in data/ or set WORKBOOK_SMS_ZIP")
+        pytest.skip("the SMS Spam Collection zip is missing: restore datasets/ (git checkout -- datasets) "
+                    "or set WORKBOOK_SMS_ZIP")
     return path
 
 
 @pytest.fixture
 def offline_env(monkeypatch, tmp_path):
-    """An empty data folder and no staged dataset, as on a fresh machine."""
+    """An empty data folder, no staged dataset and no shipped copy: only a download can help."""
     monkeypatch.delenv(ENV_SMS_ZIP, raising=False)
+    monkeypatch.setattr("helpers.data.SHIPPED_ZIP", tmp_path / "not-shipped" / "sms_spam_collection.zip")
     monkeypatch.setenv("WORKBOOK_DATA_DIR", str(tmp_path / "data"))
     return tmp_path / "data"
 
@@ -62,3 +64,12 @@ def split_dir(tmp_path_factory, staged_zip):
     folder = tmp_path_factory.mktemp("splits")
     prepare_spam_splits(local_copy=staged_zip, data_folder=folder)
     return folder
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each test's call report on the item, so a fixture can tell a failure (tests/test_browser.py's screenshots)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.rep_call = report

@@ -18,8 +18,12 @@ from helpers import (
     load_sms_spam,
     prepare_spam_splits,
     random_split,
+    sms_spam_source,
 )
 from helpers.data import SMS_SPAM_SHA256, SPLIT_NAMES
+from helpers.paths import PROJECT_ROOT
+
+SHIPPED_ZIP = PROJECT_ROOT / "datasets" / "sms_spam_collection.zip"
 
 # Facts from shared/data/SOURCE.md, not from our code.
 RAW_LINES = {"ham": 4827, "spam": 747}
@@ -55,6 +59,41 @@ def test_zip_dropped_into_data_folder_is_used_without_network(staged_zip, offlin
     (offline_env / "sms_spam_collection.zip").write_bytes(staged_zip.read_bytes())
     path = download_sms_spam_dataset(urls=["http://127.0.0.1:9/never-contacted.zip"], retries=1)
     assert sha256(path) == SMS_SPAM_SHA256
+
+
+def test_shipped_copy_is_used_without_network(staged_zip, offline_env, monkeypatch):
+    monkeypatch.setattr("helpers.data.SHIPPED_ZIP", SHIPPED_ZIP)
+    path = download_sms_spam_dataset(urls=["http://127.0.0.1:9/never-contacted.zip"], retries=1)
+    assert sha256(path) == SMS_SPAM_SHA256
+    assert sms_spam_source() == "datasets/sms_spam_collection.zip, the copy shipped with the workbook"
+    assert not (offline_env / "sms_spam_collection.zip").exists()  # extracted in place, not copied
+
+
+def test_shipped_copy_is_uci_zip_byte_for_byte():
+    # sha256 of UCI's archive, from shared/data/SOURCE.md (not from our code)
+    assert sha256(SHIPPED_ZIP) == "1587ea43e58e82b14ff1f5425c88e17f8496bfcdb67a583dbff9eefaf9963ce3"
+    assert "CC BY 4.0" in (SHIPPED_ZIP.parent / "SOURCE.md").read_text(encoding="utf-8")
+
+
+def test_student_can_skip_the_shipped_copy_and_download(staged_zip, offline_env, file_server, monkeypatch):
+    monkeypatch.setattr("helpers.data.SHIPPED_ZIP", SHIPPED_ZIP)
+    root, url = file_server
+    (root / "sms.zip").write_bytes(staged_zip.read_bytes())
+    path = download_sms_spam_dataset(urls=[f"{url}/sms.zip"], retries=1, shipped=False)
+    assert sha256(path) == SMS_SPAM_SHA256
+    assert (offline_env / "sms_spam_collection.zip").read_bytes() == staged_zip.read_bytes()
+    assert sms_spam_source() == f"downloaded from {url[len('http://'):]} into {(offline_env / 'sms_spam_collection.zip').resolve()}"
+
+
+def test_damaged_shipped_copy_falls_back_to_download_and_says_how_to_restore(staged_zip, offline_env, tmp_path,
+                                                                            monkeypatch):
+    damaged = tmp_path / "datasets" / "sms_spam_collection.zip"
+    damaged.parent.mkdir()
+    damaged.write_bytes(staged_zip.read_bytes()[:50_000])
+    monkeypatch.setattr("helpers.data.SHIPPED_ZIP", damaged)
+    with pytest.raises(DatasetError, match="shipped with the workbook is damaged.*git checkout"):
+        download_sms_spam_dataset(urls=["http://127.0.0.1:9/sms.zip"], retries=1, timeout=2)
+    assert damaged.exists()  # never deleted: it belongs to the checkout
 
 
 def test_download_from_server_with_mirror(staged_zip, offline_env, file_server):

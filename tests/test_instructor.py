@@ -20,6 +20,7 @@ from helpers import (
 from helpers.checkpoint import default_checkpoint_dir
 from helpers.instructor import RUNS, prepared_dir, read_prepared, run_checkpoint
 from helpers.paths import PROJECT_ROOT
+from helpers.slides import VENDOR_PACKAGES
 
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 LECTURE_NOTEBOOKS = [path for path in NOTEBOOKS if int(path.name[:2]) <= 6]
@@ -37,6 +38,9 @@ def classroom(monkeypatch, tmp_path, staged_zip):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr("helpers.download.time.sleep", lambda seconds: None)
     monkeypatch.setattr("helpers.data.SMS_SPAM_URLS", ("http://127.0.0.1:9/sms.zip",))
+    monkeypatch.setattr("helpers.data.SHIPPED_ZIP", tmp_path / "not-shipped.zip")  # the USB stick's copy is used
+    monkeypatch.setattr("helpers.slides.VENDOR_PACKAGES",  # no npm registry: the decks are skipped (tests/test_slides.py)
+                        {name: spec | {"url": "http://127.0.0.1:9/" + name} for name, spec in VENDOR_PACKAGES.items()})
     return tmp_path / "data", usb
 
 

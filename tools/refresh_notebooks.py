@@ -2,6 +2,7 @@
 """Execute notebooks and keep only the outputs nbval checks (maintainers' tool).
 
     python tools/refresh_notebooks.py notebooks/01_dataset.ipynb [...]
+    python tools/refresh_notebooks.py --slides-only notebooks/*.ipynb   # slide metadata only, no execution
 
 Each notebook runs from a fresh kernel in its own folder, with the tiny test model
 (WORKBOOK_TEST_MODEL=1), as CI runs it. Afterwards every cell loses its outputs and
@@ -24,9 +25,26 @@ def is_checked(cell):
     return CHECK_TAG in cell.get("metadata", {}).get("tags", [])
 
 
+#: A markdown cell longer than this fills most of a 1280x720 slide: the code after it gets a sub-slide of its own.
+LONG_MARKDOWN_LINES = 5
+#: A code cell longer than this fills most of a slide on its own: it gets a sub-slide of its own.
+LONG_CODE_LINES = 12
+
+
 def slide_type(cell, previous):
-    """Slideshow metadata from the text: '#'/'##' headings open a slide, '###' a sub-slide."""
+    """Slideshow metadata from the text, so every RISE slide fits 1280x720 (tests/test_browser.py checks).
+
+    Markdown: '#'/'##' headings open a slide; '###' headings and text after code open a sub-slide.
+    Code: a code cell after another code cell, after a long markdown cell, or long itself, opens a
+    sub-slide, so each slide shows at most one cell's code and output under its explanation.
+    notebooks/rise.css sizes code, tables and figures for the slides.
+    """
     if cell.cell_type != "markdown":
+        if previous is None:
+            return "-"
+        if (previous.cell_type == "code" or len(previous.source.splitlines()) > LONG_MARKDOWN_LINES
+                or len(cell.source.splitlines()) > LONG_CODE_LINES):
+            return "subslide"
         return "-"
     first = next((line for line in cell.source.splitlines() if line.strip() and line.strip() != "---"), "")
     if first.startswith(("# ", "## ")):
@@ -36,14 +54,19 @@ def slide_type(cell, previous):
     return "-"
 
 
-def refresh(path: Path, timeout: int = 1200) -> None:
-    nb = nbformat.read(path, as_version=4)
-    os.environ.setdefault("WORKBOOK_TEST_MODEL", "1")
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+def set_slide_metadata(nb) -> None:
     previous = None
     for cell in nb.cells:
         cell.metadata["slideshow"] = {"slide_type": slide_type(cell, previous)}
         previous = cell
+
+
+def refresh(path: Path, timeout: int = 1200) -> None:
+    nb = nbformat.read(path, as_version=4)
+    os.environ.setdefault("WORKBOOK_TEST_MODEL", "1")
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    set_slide_metadata(nb)
+    for cell in nb.cells:
         if cell.cell_type != "code":
             continue
         cell.metadata.pop("execution", None)
@@ -57,6 +80,16 @@ def refresh(path: Path, timeout: int = 1200) -> None:
     print(f"refreshed {path}")
 
 
+def refresh_slides(path: Path) -> None:
+    """Only the slideshow metadata, without executing (``--slides-only``)."""
+    nb = nbformat.read(path, as_version=4)
+    set_slide_metadata(nb)
+    nbformat.write(nb, path)
+    print(f"slide metadata set in {path}")
+
+
 if __name__ == "__main__":
-    for arg in sys.argv[1:]:
-        refresh(Path(arg))
+    args = sys.argv[1:]
+    slides_only = "--slides-only" in args
+    for arg in (a for a in args if a != "--slides-only"):
+        (refresh_slides if slides_only else refresh)(Path(arg))
