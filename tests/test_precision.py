@@ -125,6 +125,8 @@ def test_deployment_table_has_a_bf16_row_only_where_native(monkeypatch, capsys):
     table = compare_fp32_int8(model, tokenizer, MESSAGES, 40, loader, batch_sizes=(4,))
     expected = ["float32", "int8 (dynamic)"] + (["bfloat16 (autocast)"] if bf16_native("cpu") else [])
     assert list(table.index) == expected
+    assert not table.isna().any().any()  # every cell filled: float32 agrees with itself
+    assert table.loc["float32", "agreement with float32"] == 1.0
     if bf16_native("cpu"):
         assert table.loc["bfloat16 (autocast)", "agreement with float32"] >= 0.75
     monkeypatch.setattr("helpers.performance.bf16_native", lambda device: False)
