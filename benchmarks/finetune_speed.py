@@ -92,14 +92,24 @@ def fresh_loaders():
     return get_spam_dataloaders(seed=123)
 
 
+def training_batches(steps):
+    """The first ``steps`` training batches in the book's order, the same list for every mode.
+
+    The training loader draws each pass's shuffle from PyTorch's global generator (as the book's
+    does), so every mode must read it from the same seed, not wherever the other modes left it.
+    """
+    torch.manual_seed(123)  # where the book seeds before training
+    return [batch for _, batch in zip(range(steps), fresh_loaders()[0])]
+
+
 def optimizer_for(model, implementation):
     options = {"fused": True} if implementation == "fused" else {}
     return torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.1, **options)
 
 
-def step_timer(model, optimizer, precision):
-    """A function ``run(k)``: time ``k`` more of the lecture loop's steps on this model's own batch stream."""
-    batches = iter(fresh_loaders()[0])
+def step_timer(model, optimizer, precision, steps):
+    """A function ``run(k)``: time ``k`` more of the lecture loop's steps, on the book's first ``steps`` batches."""
+    batches = iter(training_batches(steps))
 
     def run(k):
         model.train()
@@ -138,7 +148,7 @@ def measure(base, args, bf16, read_by_the_loop, val_loader):
 
     # ---- one-time trunk passes: exact mode caches only what these steps and evaluations read (cost per
     # message: every message is padded to 120); flexible mode the whole pass (real tokens only)
-    needed = torch.cat([x for _, (x, _) in zip(range(args.steps), fresh_loaders()[0])]
+    needed = torch.cat([x for x, _ in training_batches(args.steps)]
                        + [val_loader.dataset[i][0][None] for i in range(3 * val_loader.batch_size)])
     caches = {"exact": TrunkCache(models["exact"], mode="exact")}
     caches |= {name: TrunkCache(models[name], mode="flexible", precision=precision_of[name])
@@ -161,7 +171,8 @@ def measure(base, args, bf16, read_by_the_loop, val_loader):
 
     # ---- steps and evaluation batches, interleaved
     views = {name: CachedTop(models[name], caches[name]) if name in caches else models[name] for name in models}
-    steppers = {name: step_timer(views[name], optimizer_for(models[name], args.optimizer), precision_of[name])
+    steppers = {name: step_timer(views[name], optimizer_for(models[name], args.optimizer), precision_of[name],
+                                    args.steps)
                 for name in models}
     per_round = 2
     print(f"Training steps ({', '.join(models)}), {per_round} per mode per round...")
