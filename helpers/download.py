@@ -3,7 +3,6 @@
 A file only appears at its final path once it is complete (and, when a hash is given,
 verified), so an interrupted or corrupt download never leaves a file a later run trusts.
 """
-import hashlib
 import http.client
 import os
 import shutil
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .files import sha256_file as sha256_of  # one hashing helper for the package
 from .files import write_atomically
 
 CHUNK = 1 << 20
@@ -22,14 +22,6 @@ CHUNK = 1 << 20
 
 class DownloadError(RuntimeError):
     """Every URL failed; the message lists what each attempt said."""
-
-
-def sha256_of(path, chunk=CHUNK) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def atomic_write_bytes(path, data: bytes) -> Path:
