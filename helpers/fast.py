@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
@@ -89,18 +90,56 @@ def fast_trunk_blocks(model):
         return [to_mkldnn(copy.deepcopy(block)) for block in model.trf_blocks[:-1]]
 
 
-def bf16_trunk_blocks(model):
-    """The frozen blocks with their Linear weights stored in bfloat16, for bf16 autocast.
+class Bf16TrunkBlock(nn.Module):
+    """A frozen transformer block, computed as bf16 autocast computes it, with its weights cast once.
 
-    Autocast would cast every frozen weight to bfloat16 again for every batch (it caches casts
-    only of weights that train); this copy casts them once. Same numbers as autocast alone.
+    Autocast would cast every frozen weight to bfloat16 again for every batch (it keeps casts
+    only of weights that train), and the first LayerNorm's output three times, once for each of
+    the query, key and value projections. This copy casts the weights once and stacks the three
+    projections into one matrix (one multiply instead of three). As under autocast, the matrix
+    multiplies and attention run in bfloat16 while the LayerNorms and the residual stream stay
+    float32. It agrees with autocast up to bfloat16 rounding (the stacked multiply may round a
+    few sums differently).
     """
-    blocks = [copy.deepcopy(block) for block in model.trf_blocks[:-1]]
-    for block in blocks:
-        for module in block.modules():
-            if type(module) is nn.Linear:
-                module.to(torch.bfloat16)
-    return blocks
+
+    def __init__(self, block):
+        super().__init__()
+        att, (fc1, _, fc2) = block.att, block.ff.layers
+        self.norm1, self.norm2 = copy.deepcopy(block.norm1), copy.deepcopy(block.norm2)
+        self.num_heads, self.head_dim = att.num_heads, att.head_dim
+        self.weights = {}  # name -> (weight, bias) in bfloat16
+        projections = (att.W_query, att.W_key, att.W_value)
+        qkv = torch.empty(sum(p.out_features for p in projections), att.W_query.in_features,
+                          dtype=torch.bfloat16, device=att.W_query.weight.device)
+        row = 0
+        for projection in projections:  # stacked rows, converted without a float32 copy of the stack
+            qkv[row:row + projection.out_features] = projection.weight.detach()
+            row += projection.out_features
+        qkv_bias = (torch.cat([p.bias.detach() for p in projections]).to(torch.bfloat16)
+                    if att.W_query.bias is not None else None)
+        self.weights["qkv"] = (qkv, qkv_bias)
+        for name, linear in (("out_proj", att.out_proj), ("fc1", fc1), ("fc2", fc2)):
+            self.weights[name] = (linear.weight.detach().to(torch.bfloat16),
+                                  None if linear.bias is None else linear.bias.detach().to(torch.bfloat16))
+
+    def _linear(self, name, x):
+        weight, bias = self.weights[name]
+        return F.linear(x, weight, bias)
+
+    def forward(self, x):
+        batch, tokens, emb_dim = x.shape
+        normed = self.norm1(x).to(torch.bfloat16)
+        queries, keys, values = (self._linear("qkv", normed).view(batch, tokens, 3, self.num_heads, self.head_dim)
+                                 .permute(2, 0, 3, 1, 4))                      # 3 × [B, H, T, hd]
+        context = F.scaled_dot_product_attention(queries, keys, values, is_causal=True)
+        x = x + self._linear("out_proj", context.transpose(1, 2).reshape(batch, tokens, emb_dim))  # float32 + bf16
+        hidden = F.gelu(self._linear("fc1", self.norm2(x).to(torch.bfloat16)), approximate="tanh")
+        return x + self._linear("fc2", hidden)
+
+
+def bf16_trunk_blocks(model):
+    """The frozen blocks as :class:`Bf16TrunkBlock` copies, for a trunk pass in bfloat16."""
+    return [Bf16TrunkBlock(block) for block in model.trf_blocks[:-1]]
 
 
 def last_block_at(block, x, positions):
@@ -111,36 +150,45 @@ def last_block_at(block, x, positions):
     mask of the full block allows. Dropout is off (checked beforehand).
 
     The full block projects every position to a key and a value (2 · T · D² multiply-adds per
-    message). One query needs less, because both projections are linear. For head ``h`` with
-    normalised inputs ``n_t``:
+    message). One query needs less. Write the first LayerNorm as ``n_t = s ⊙ z_t + β``, where
+    ``z_t`` is ``x_t`` standardised (mean 0, variance 1: no parameters, so no gradient to carry)
+    and ``s``, ``β`` are its trainable scale and shift. For head ``h`` with query ``q``:
 
-        score_t = q · (W_k n_t + b_k) = (W_kᵀ q) · n_t + q · b_k
-        output  = Σ_t w_t (W_v n_t + b_v) = W_v (Σ_t w_t n_t) + b_v      (the weights w_t sum to 1)
+        score_t = q · (W_k n_t + b_k) = (s ⊙ W_kᵀ q) · z_t + (q · (W_k β + b_k))
+        output  = Σ_t w_t (W_v n_t + b_v) = W_v (s ⊙ Σ_t w_t z_t + β) + b_v      (the w_t sum to 1)
 
-    so we move the query into input space once (``W_kᵀ q``) and mix the inputs before projecting
-    them (``W_v Σ w_t n_t``): T · D · heads + D² multiply-adds. Same function, summed in another order.
+    The bracketed term is the same at every position, and adding one number to every score does
+    not change a softmax. We keep only its key-bias part, ``q · b_k``, so that ``b_k`` stays in the
+    computation as in the full block: its gradient is zero there too, and AdamW's weight decay
+    still shrinks it (a bias left out would get no gradient and no decay). We move the query into input space once
+    (``s ⊙ W_kᵀ q``) and mix the standardised inputs before projecting them: T · D · heads + D²
+    multiply-adds, and nothing of size T · D needs a gradient. Same function, summed in another order.
     """
     att = block.att
     batch, tokens, emb_dim = x.shape
     heads, head_dim = att.num_heads, att.head_dim
+    scale, shift = block.norm1.scale, block.norm1.shift
     rows = torch.arange(batch, device=x.device)
-    normed = block.norm1(x)                                                    # [B, T, D]
-    query = att.W_query(normed[rows, positions]).view(batch, heads, head_dim)  # [B, H, hd]
+    with torch.no_grad():
+        standardized = F.layer_norm(x, (emb_dim,), eps=block.norm1.eps)           # z: [B, T, D]
+    query = att.W_query(scale * standardized[rows, positions] + shift)         # [B, D]
+    query = query.view(batch, heads, head_dim).transpose(0, 1)                 # [H, B, hd]
     w_key = att.W_key.weight.view(heads, head_dim, emb_dim)
     w_value = att.W_value.weight.view(heads, head_dim, emb_dim)
 
-    query_in_input_space = torch.einsum("bhe,hed->bhd", query, w_key)          # W_kᵀ q: [B, H, D]
-    scores = torch.einsum("bhd,btd->bht", query_in_input_space, normed)        # [B, H, T]
-    if att.W_key.bias is not None:
-        scores = scores + (query * att.W_key.bias.view(heads, head_dim)).sum(-1, keepdim=True)
+    query_in_input_space = torch.bmm(query, w_key).transpose(0, 1) * scale     # s ⊙ W_kᵀ q: [B, H, D]
+    scores = torch.bmm(query_in_input_space, standardized.transpose(1, 2))     # [B, H, T]
+    if att.W_key.bias is not None:  # the same at every position: keeps b_k in the graph (see above)
+        scores = scores + (query * att.W_key.bias.view(heads, 1, head_dim)).sum(-1).t()[:, :, None]
     future = torch.arange(tokens, device=x.device)[None, :] > positions[:, None]
     weights = torch.softmax((scores / head_dim**0.5).masked_fill(future[:, None, :], float("-inf")), dim=-1)
 
-    mixed_inputs = torch.einsum("bht,btd->bhd", weights, normed)               # Σ_t w_t n_t: [B, H, D]
-    context = torch.einsum("bhd,hed->bhe", mixed_inputs, w_value)              # [B, H, hd]
+    mixed_inputs = torch.bmm(weights, standardized) * scale + shift            # s ⊙ Σ_t w_t z_t + β: [B, H, D]
+    context = torch.bmm(w_value, mixed_inputs.permute(1, 2, 0))                # W_v · mixed: [H, hd, B]
+    context = context.permute(2, 0, 1).reshape(batch, 1, emb_dim)
     if att.W_value.bias is not None:
-        context = context + att.W_value.bias.view(heads, head_dim)
-    out = x[rows, positions].unsqueeze(1) + att.out_proj(context.reshape(batch, 1, emb_dim))
+        context = context + att.W_value.bias
+    out = x[rows, positions].unsqueeze(1) + att.out_proj(context)
     return out + block.ff(block.norm2(out))
 
 
@@ -161,7 +209,7 @@ class TrunkCache:
         self.model, self.mode, self.pad_token_id = model, mode, pad_token_id
         self.precision = resolve_precision(precision, model.tok_emb.weight.device, announce="once")
         self.index, self.activations = {}, []  # token-id bytes -> position in self.activations
-        self._blocks = None  # the oneDNN copy of the trunk, made on the first trunk pass
+        self._blocks = None  # the trunk's fast copy (oneDNN or bf16), made on the first trunk pass
 
     def __len__(self):
         return len(self.activations)
@@ -176,8 +224,26 @@ class TrunkCache:
     def _length(self, rows):
         return (rows != self.pad_token_id).sum(dim=1) if self.mode == "flexible" else torch.full((len(rows),), rows.shape[1])
 
-    def add(self, rows, batch_size=16, progress=False):
-        """Run the trunk over every row of ``rows`` (token ids, ``[n, T]``) not cached yet."""
+    def _batches(self, order, lengths, batch_size):
+        """Consecutive slices of ``order`` (messages sorted by length): ``batch_size`` messages each,
+        or by default 16 in float32 and, in bf16, as many as fit in about 2048 padded tokens (the
+        CPU's bf16 matrix units want many rows; short messages then go a hundred at a time).
+        Both defaults were measured fastest on a 2-core CPU with AMX."""
+        if batch_size or self.precision != "bf16":
+            step = batch_size or 16
+            return [order[start:start + step] for start in range(0, len(order), step)]
+        batches, start, sorted_lengths = [], 0, lengths[order].tolist()
+        while start < len(order):
+            end = start + 1
+            while end < len(order) and (end + 1 - start) * sorted_lengths[end] <= 2048:
+                end += 1
+            batches.append(order[start:end])
+            start = end
+        return batches
+
+    def add(self, rows, batch_size=None, progress=False):
+        """Run the trunk over every row of ``rows`` (token ids, ``[n, T]``) not cached yet,
+        in batches of messages of similar length (see :meth:`_batches`)."""
         rows = torch.unique(rows, dim=0)
         rows = rows[[row.numpy().tobytes() not in self.index for row in rows]] if len(self.index) else rows
         if len(rows) == 0:
@@ -189,9 +255,8 @@ class TrunkCache:
         if self._blocks is None:
             fast = fast_trunk_blocks(self.model) if self.precision == "fp32" else bf16_trunk_blocks(self.model)
             self._blocks = fast or list(self.model.trf_blocks[:-1])
-        batches = range(0, len(rows), batch_size)
-        for start in tqdm(batches, desc=f"Caching the frozen trunk ({self.mode})", unit="batch", disable=not progress):
-            chunk = order[start:start + batch_size]
+        batches = self._batches(order, lengths, batch_size)
+        for chunk in tqdm(batches, desc=f"Caching the frozen trunk ({self.mode})", unit="batch", disable=not progress):
             width = int(lengths[chunk].max())
             with autocast(self.precision, device):
                 hidden = trunk_forward(self.model, rows[chunk, :width].to(device), self._blocks)
@@ -207,12 +272,12 @@ class TrunkCache:
 
     def lookup(self, input_ids, device):
         """The cached trunk output for a batch of token ids, and the position to read for each message."""
-        self.add(input_ids.cpu(), batch_size=len(input_ids))  # only the messages not seen before
-        pieces = [self.activations[self.index[row.numpy().tobytes()]] for row in input_ids.cpu()]
+        keys = [row.numpy().tobytes() for row in input_ids.cpu()]
+        if any(key not in self.index for key in keys):
+            self.add(input_ids.cpu(), batch_size=len(input_ids))  # only the messages not seen before
+        pieces = [self.activations[self.index[key]] for key in keys]
         lengths = torch.tensor([len(piece) for piece in pieces])
-        x = pieces[0].new_zeros(len(pieces), int(lengths.max()), pieces[0].shape[-1])
-        for j, piece in enumerate(pieces):
-            x[j, : len(piece)] = piece
+        x = torch.nn.utils.rnn.pad_sequence(pieces, batch_first=True)  # zeros after each message's end
         return x.to(device), (lengths - 1).to(device)
 
     # -- on disk: keyed by the trunk's weights and the mode; each message keyed by its token ids
@@ -322,8 +387,11 @@ def train_classifier_fast(model, train_loader, val_loader, optimizer, device, nu
     :class:`FastEngineError`, or with ``fallback=True`` says so and runs the lecture loop instead.
 
     ``precision`` (``"fp32"``, ``"bf16"`` or ``"auto"``, see :mod:`helpers.precision`) applies to
-    the trunk pass and the training loop. By default exact mode stays in float32 (the lecture's
-    numbers) and flexible mode uses bfloat16 where the hardware has it (``"auto"``).
+    the trunk pass, where the work is: by default exact mode stays in float32 (the lecture's
+    numbers) and flexible mode uses bfloat16 where the hardware has it (``"auto"``). The training
+    steps always run in float32: a step multiplies 8 rows by the 7M trainable weights, so its time
+    is spent reading weights, gradients and AdamW's moments from memory, and bf16 autocast would
+    only add a cast of every weight per step (measured slower, see ``benchmarks/finetune_speed.py``).
     """
     if precision is None:
         precision = cache.precision if cache is not None else ("fp32" if mode == "exact" else "auto")
@@ -346,7 +414,7 @@ def train_classifier_fast(model, train_loader, val_loader, optimizer, device, nu
     cache.add_datasets([train_loader.dataset])
     print(f"Trunk cache: {len(cache)} training messages in {time.time() - start:.1f} s.")
     return train_classifier_simple(CachedTop(model, cache), train_loader, val_loader, optimizer, device,
-                                   num_epochs, eval_freq, eval_iter, max_steps=max_steps, precision=precision)
+                                   num_epochs, eval_freq, eval_iter, max_steps=max_steps, precision="fp32")
 
 
 def trunk_cache_dir() -> Path:

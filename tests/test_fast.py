@@ -78,12 +78,22 @@ def test_exact_mode_in_float32_stays_close():
 
 def test_last_block_at_matches_the_full_block():
     model = classifier()
+    block = model.trf_blocks[-1]
+    with torch.no_grad():  # a LayerNorm and biases far from their initial values: every term counts
+        for param in (block.norm1.scale, block.norm1.shift, block.att.W_key.bias, block.att.W_value.bias):
+            param.copy_(torch.randn_like(param))
     x = torch.randn(3, 12, CFG["emb_dim"], dtype=torch.float64)
     positions = torch.tensor([11, 4, 0])
-    with torch.no_grad():
-        full = model.trf_blocks[-1](x)
-        partial = last_block_at(model.trf_blocks[-1], x, positions)
-    assert torch.allclose(partial[:, 0], full[torch.arange(3), positions], atol=1e-12)
+    full = block(x)[torch.arange(3), positions]
+    partial = last_block_at(block, x, positions)[:, 0]
+    assert torch.allclose(partial, full, atol=1e-12)
+    # and it trains the same: equal gradients for every parameter of the block
+    weights = torch.randn_like(full)
+    grads_full = torch.autograd.grad((full * weights).sum(), list(block.parameters()))
+    grads_partial = torch.autograd.grad((partial * weights).sum(), list(block.parameters()), allow_unused=True)
+    for (name, _), a, b in zip(block.named_parameters(), grads_full, grads_partial):
+        assert b is not None, f"{name} left out of the computation (no gradient, no weight decay)"
+        assert torch.allclose(a, b, atol=1e-10), name
 
 
 def test_flexible_mode_reads_the_last_real_token():

@@ -135,19 +135,22 @@ def test_deployment_table_has_a_bf16_row_only_where_native(monkeypatch, capsys):
 
 
 @pytest.mark.skipif(not bf16_native("cpu"), reason="this CPU has no native bfloat16")
-def test_bf16_trunk_cache_equals_plain_autocast_and_flexible_bf16_trains():
+def test_bf16_trunk_cache_computes_what_autocast_does_and_flexible_bf16_trains():
     from helpers import TrunkCache, train_classifier_fast
     from helpers.fast import trunk_forward
 
     model = classifier()
     ids = torch.randint(0, 50000, (4, 20))
     cache = TrunkCache(model, "exact", precision="bf16").add(ids)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        expected = trunk_forward(model, ids)
+    with torch.no_grad():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            autocast_only = trunk_forward(model, ids).float()
+        float32 = trunk_forward(model, ids)
     stored = torch.stack([cache.activations[cache.index[row.numpy().tobytes()]] for row in ids])
-    assert stored.dtype == torch.float32 and torch.equal(stored, expected.float())
-    fp32 = TrunkCache(model, "exact").add(ids)
-    assert 0 < (torch.stack(fp32.activations) - torch.stack(cache.activations)).abs().max() < 0.5
+    # the stacked query/key/value multiply may round a few sums differently, nothing more
+    assert stored.dtype == torch.float32
+    assert 0 < (stored - float32).abs().max() <= 1.5 * (autocast_only - float32).abs().max()
+    assert (stored - autocast_only).abs().max() <= 0.25 * (autocast_only - float32).abs().max()
     assert cache.file_for("x").name.startswith("trunk-exact-bf16-")
     # flexible mode defaults to bf16 here; the loop's log and accuracy stay sane
     from torch.utils.data import TensorDataset
@@ -159,8 +162,20 @@ def test_bf16_trunk_cache_equals_plain_autocast_and_flexible_bf16_trains():
     model = classifier()
     before = model.out_head.weight.clone()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    torch.manual_seed(5)
     log = train_classifier_fast(model, *loaders[:2], optimizer, "cpu", 1, 2, 2, mode="flexible")
     assert not torch.equal(before, model.out_head.weight) and all(0 <= acc <= 1 for acc in log[2])
+    # the trunk pass ran in bf16, the steps in float32: the same as the lecture loop in float32 on a bf16 cache
+    from helpers import CachedTop
+    from helpers.training import train_classifier_simple
+
+    twin = classifier()
+    twin_optimizer = torch.optim.AdamW(twin.parameters(), lr=1e-3)
+    torch.manual_seed(5)
+    train_classifier_simple(CachedTop(twin, TrunkCache(twin, "flexible", precision="bf16")), *loaders[:2],
+                            twin_optimizer, "cpu", 1, 2, 2, precision="fp32")
+    for (name, a), b in zip(model.named_parameters(), twin.parameters()):
+        assert torch.equal(a, b), name
     with pytest.raises(ValueError, match="precision"):
         train_classifier_fast(model, *loaders[:2], optimizer, "cpu", 1, 2, 2, mode="exact",
                               cache=TrunkCache(model, "exact"), precision="bf16")
