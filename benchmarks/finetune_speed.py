@@ -107,7 +107,15 @@ def training_batches(steps):
     does), so every mode must read it from the same seed, not wherever the other modes left it.
     """
     torch.manual_seed(123)  # where the book seeds before training
-    return [batch for _, batch in zip(range(steps), fresh_loaders()[0])]
+    loader, batches = fresh_loaders()[0], []
+    while len(batches) < steps:  # past one epoch: the next pass, reshuffled, as the lecture loop goes on
+        batches += [batch for _, batch in zip(range(steps - len(batches)), loader)]
+    return batches
+
+
+def timed_steps(steps):
+    """``(rounds, lecture-loop steps timed per round)`` for ``--steps``: rounds of 4, at least one."""
+    return max(1, steps // 4), 4
 
 
 def optimizer_for(model, implementation):
@@ -178,8 +186,7 @@ def measure(base, args, bf16, read_by_the_loop, val_loader):
 
     # ---- one-time trunk passes: exact mode caches only what these steps and evaluations read (cost per
     # message: every message is padded to 120); flexible mode the whole pass (real tokens only)
-    per_round = 4
-    n_rounds = max(1, args.steps // per_round)
+    n_rounds, per_round = timed_steps(args.steps)
     batches = training_batches(n_rounds * (per_round + 1))  # each round: one warm-up step, then per_round
     # a fast step takes milliseconds: a fast mode times FAST_STEPS times as many per round (cycling
     # through the same batches), so that a neighbour's brief burst on a shared machine, which costs
@@ -236,14 +243,16 @@ def measure(base, args, bf16, read_by_the_loop, val_loader):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=20, help="training steps the lecture loop times (default 20; fast modes 5x as many)")
+    parser.add_argument("--steps", type=int, default=20, help="training steps the lecture loop times, in rounds of 4 (default 20; fast modes 5x as many)")
     parser.add_argument("--optimizer", choices=("fused", "default"), default="fused",
                         help="AdamW implementation used by every mode (default: fused)")
-    parser.add_argument("--quick", action="store_true", help="8 steps per mode instead of --steps")
+    parser.add_argument("--quick", action="store_true", help="--steps 8 (fast modes time 5x as many)")
     args = parser.parse_args()
     if args.quick:
         args.steps = 8
     bf16 = bf16_native("cpu")
+    rounds, per_round = timed_steps(args.steps)
+    lecture_steps = rounds * per_round
     torch.manual_seed(123)
     base = prepare_for_classification(GPTModel(get_model_config("gpt2-small (124M)")))
     train_loader, val_loader, _ = fresh_loaders()
@@ -252,7 +261,8 @@ def main():
         + [val_loader.dataset[i][0] for i in range(EVAL_ITER * val_loader.batch_size)]), dim=0)
     n_messages = len(read_by_the_loop)
     print(f"GPT-2 small config (random weights), {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; "
-          f"a full run reads {n_messages} distinct messages; timing {args.steps} lecture-loop steps per mode ({args.steps * FAST_STEPS} for fast modes); "
+          f"a full run reads {n_messages} distinct messages; timing {lecture_steps} lecture-loop steps per mode "
+          f"({lecture_steps * FAST_STEPS} for fast modes); "
           f"AdamW ({args.optimizer}); bf16 {'native here' if bf16 else 'not native here: float32 only'}.\n")
     with PeakMemory() as memory:
         results, max_abs_diff, full_cache_mb, trained = measure(base, args, bf16, read_by_the_loop, val_loader)

@@ -138,8 +138,23 @@ class Bf16TrunkBlock(nn.Module):
 
 
 def bf16_trunk_blocks(model):
-    """The frozen blocks as :class:`Bf16TrunkBlock` copies, for a trunk pass in bfloat16."""
-    return [Bf16TrunkBlock(block) for block in model.trf_blocks[:-1]]
+    """The frozen blocks as :class:`Bf16TrunkBlock` copies, for a trunk pass in bfloat16.
+
+    A block whose layers are not all plain ``nn.Linear`` (frozen LoRA wrappers, say) is copied with
+    its ``nn.Linear`` weights cast to bfloat16 instead, and runs under autocast as it is.
+    """
+    def plain(block):
+        linears = (block.att.W_query, block.att.W_key, block.att.W_value, block.att.out_proj,
+                   block.ff.layers[0], block.ff.layers[2])
+        return all(type(linear) is nn.Linear for linear in linears)
+
+    def cast_copy(block):
+        block = copy.deepcopy(block)
+        for module in block.modules():
+            if type(module) is nn.Linear:
+                module.to(torch.bfloat16)
+        return block
+    return [Bf16TrunkBlock(block) if plain(block) else cast_copy(block) for block in model.trf_blocks[:-1]]
 
 
 def last_block_at(block, x, positions):
@@ -387,7 +402,8 @@ def train_classifier_fast(model, train_loader, val_loader, optimizer, device, nu
     :class:`FastEngineError`, or with ``fallback=True`` says so and runs the lecture loop instead.
 
     ``precision`` (``"fp32"``, ``"bf16"`` or ``"auto"``, see :mod:`helpers.precision`) applies to
-    the trunk pass, where the work is: by default exact mode stays in float32 (the lecture's
+    the trunk pass, where the work is (and, when ``fallback=True`` runs the lecture loop instead,
+    to that whole loop): by default exact mode stays in float32 (the lecture's
     numbers) and flexible mode uses bfloat16 where the hardware has it (``"auto"``). The training
     steps always run in float32: a step multiplies 8 rows by the 7M trainable weights, so its time
     is spent reading weights, gradients and AdamW's moments from memory, and bf16 autocast would

@@ -188,3 +188,16 @@ def test_fused_layer_norm_equals_the_written_out_math(dtype, atol):
     torch.nn.init.normal_(norm.shift)
     x = 3 * torch.randn(2, 7, CFG["emb_dim"], dtype=dtype) + 1
     assert torch.allclose(norm(x), norm.normalize(x), atol=atol)
+
+
+def test_bf16_trunk_copies_keep_a_frozen_lora_trunk_working():
+    from helpers.fast import Bf16TrunkBlock, bf16_trunk_blocks, trunk_forward
+    from helpers.lora import apply_lora
+
+    plain, with_lora = classifier(), apply_lora(classifier()).eval()
+    assert all(type(block) is Bf16TrunkBlock for block in bf16_trunk_blocks(plain))
+    blocks = bf16_trunk_blocks(with_lora)  # LinearWithLoRA layers: cast copies of the blocks instead
+    assert not any(type(block) is Bf16TrunkBlock for block in blocks)
+    ids = torch.randint(0, 50000, (2, 10))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(trunk_forward(with_lora, ids, blocks), trunk_forward(with_lora, ids))
