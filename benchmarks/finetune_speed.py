@@ -175,7 +175,6 @@ def interleaved(jobs, rounds):
 
 def measure(base, args, bf16, read_by_the_loop, val_loader):
     """One-time trunk passes, seconds per step and per evaluation batch of every mode, measured interleaved."""
-    precisions = ("fp32", "bf16") if bf16 else ("fp32",)
     models = {"lecture": copy.deepcopy(base), "exact": copy.deepcopy(base), "flexible": copy.deepcopy(base)}
     if bf16:
         models |= {"lecture bf16": copy.deepcopy(base), "flexible bf16": copy.deepcopy(base)}

@@ -174,24 +174,26 @@ def _fused_gelu_agrees():
     return bool(torch.backends.mkldnn.is_available() and torch.allclose(fused, expected, rtol=2e-2, atol=2e-2))
 
 
+def is_plain_block(block):
+    """True when every linear layer of a transformer block is a plain ``nn.Linear`` (no LoRA, no int8)."""
+    att = block.att
+    linears = (att.W_query, att.W_key, att.W_value, att.out_proj, block.ff.layers[0], block.ff.layers[2])
+    return all(type(linear) is nn.Linear for linear in linears)
+
+
 def bf16_trunk_blocks(model):
     """The frozen blocks as :class:`Bf16TrunkBlock` copies, for a trunk pass in bfloat16.
 
     A block whose layers are not all plain ``nn.Linear`` (frozen LoRA wrappers, say) is copied with
     its ``nn.Linear`` weights cast to bfloat16 instead, and runs under autocast as it is.
     """
-    def plain(block):
-        linears = (block.att.W_query, block.att.W_key, block.att.W_value, block.att.out_proj,
-                   block.ff.layers[0], block.ff.layers[2])
-        return all(type(linear) is nn.Linear for linear in linears)
-
     def cast_copy(block):
         block = copy.deepcopy(block)
         for module in block.modules():
             if type(module) is nn.Linear:
                 module.to(torch.bfloat16)
         return block
-    return [Bf16TrunkBlock(block) if plain(block) else cast_copy(block) for block in model.trf_blocks[:-1]]
+    return [Bf16TrunkBlock(block) if is_plain_block(block) else cast_copy(block) for block in model.trf_blocks[:-1]]
 
 
 def last_block_at(block, x, positions):

@@ -7,9 +7,8 @@ the last position, so inference must pad the same way. A classifier loaded with
 """
 import numpy as np
 import torch
-import torch.nn as nn
 
-from .fast import last_block_at, trunk_forward
+from .fast import is_plain_block, last_block_at, trunk_forward
 from .gpt import GPTModel
 from .precision import autocast, resolve_precision
 from .tokenizer import END_OF_TEXT_ID
@@ -59,9 +58,7 @@ def _last_block_is_plain(model):
     """True for a plain :class:`GPTModel` whose last block is the lecture's (no LoRA, no int8 layers)."""
     if type(model) is not GPTModel:  # e.g. a classifier reading a trunk cache: it has its own forward
         return False
-    block = model.trf_blocks[-1]
-    linears = (block.att.W_query, block.att.W_key, block.att.W_value, block.att.out_proj, *block.ff.layers[::2])
-    return all(type(layer) is nn.Linear for layer in linears)
+    return is_plain_block(model.trf_blocks[-1])
 
 
 @torch.no_grad()
