@@ -20,7 +20,10 @@ CPU it updates the 7M trainable parameters ~5x faster than the default for-loop,
 once a step is fast). ``--optimizer default`` measures with the default implementation.
 
 Every mode's trunk pass, training steps and evaluation batches are measured in rounds, the modes
-taking turns (rotating who goes first), so a change in the machine's load hits them all alike.
+taking turns (rotating who goes first), so a change in the machine's load hits them all alike. The
+lecture loop, which has no trunk pass, times a few steps in each round of the trunk passes as well:
+its time per step is sampled over the same minutes as the fast modes' whole runs (on a shared machine
+a busy stretch during the trunk passes alone would otherwise slow one side of the ratio only).
 Each round of steps (and of evaluation batches) starts with one untimed warm-up per mode: the mode
 before it has just evicted its weights from the CPU's caches, which a real run, where steps follow
 each other, never does. A fast mode times five times as many steps as the lecture loop (cycling
@@ -65,6 +68,8 @@ from helpers.training import calc_loss_batch  # noqa: E402
 
 EPOCHS, EVAL_ITER = 5, 5
 FAST_STEPS = 5  # a fast mode times this many times as many steps per round as the lecture loop
+TRUNK_ROUNDS = 8  # the trunk passes are measured in this many rounds, modes taking turns
+TRUNK_ROUND_STEPS = 2  # lecture-loop steps timed in each round of the trunk passes (see measure)
 
 
 class PeakMemory:
@@ -142,9 +147,10 @@ def step_timer(model, optimizer, precision, batches):
         loss.backward()
         optimizer.step()
 
-    def run(k):
+    def run(k, warm_up=True):
         model.train()
-        step()  # warm-up, untimed
+        if warm_up:
+            step()  # untimed
         start = time.perf_counter()
         for _ in range(k):
             step()
@@ -197,7 +203,7 @@ def measure(base, args, bf16, read_by_the_loop, val_loader):
     caches |= {name: TrunkCache(models[name], mode="flexible", precision=precision_of[name])
                for name in models if name.startswith("flexible")}
     rows = {"exact": torch.unique(needed, dim=0)} | {name: read_by_the_loop for name in caches if name != "exact"}
-    rounds = 8
+    rounds = TRUNK_ROUNDS
     # each round takes the next eighth of the messages in order of length, so its batches group
     # messages of similar length as one pass over all of them does
     parts = {name: torch.tensor_split(r[torch.argsort((r != caches[name].pad_token_id).sum(1), stable=True)], rounds)
@@ -210,17 +216,29 @@ def measure(base, args, bf16, read_by_the_loop, val_loader):
             caches[name].add(part)
             return time.perf_counter() - start
         return job
-    print(f"Trunk passes ({', '.join(caches)}), interleaved in {rounds} rounds...")
-    trunk = interleaved({name: trunk_job(name) for name in caches}, rounds)
+    # the lecture loop has no trunk pass, but it takes its turn in these rounds too, timing a few steps:
+    # its time per step is then sampled over the same minutes as the fast modes' trunk passes and steps,
+    # so a busy (or quiet) stretch of the machine during the trunk passes hits both sides of the ratio
+    lecture_modes = [name for name in models if name.startswith("lecture")]
+    steppers = {name: step_timer(models[name], optimizer_for(models[name], args.optimizer), step_precision[name],
+                                 batches)
+                for name in lecture_modes}
+    for name in lecture_modes:
+        steppers[name](0)  # an untimed first step (AdamW allocates its moments)
+    print(f"Trunk passes ({', '.join(caches)}), interleaved in {rounds} rounds with {TRUNK_ROUND_STEPS} steps "
+          f"of the lecture loop ({', '.join(lecture_modes)})...")
+    trunk = interleaved({name: trunk_job(name) for name in caches}
+                        | {name: (lambda run: lambda r: run(TRUNK_ROUND_STEPS, warm_up=False))(steppers[name])
+                           for name in lecture_modes}, rounds)
     one_time = {name: 0.0 for name in models}
     one_time["exact"] = trunk["exact"] / len(caches["exact"]) * len(read_by_the_loop)
     one_time |= {name: trunk[name] for name in caches if name != "exact"}
 
     # ---- steps and evaluation batches, interleaved
     views = {name: CachedTop(models[name], caches[name]) if name in caches else models[name] for name in models}
-    steppers = {name: step_timer(views[name], optimizer_for(models[name], args.optimizer), step_precision[name],
-                                    batches)
-                for name in models}
+    steppers |= {name: step_timer(views[name], optimizer_for(models[name], args.optimizer), step_precision[name],
+                                  batches)
+                 for name in models if name not in steppers}
     print(f"Training steps ({', '.join(models)}), interleaved in {n_rounds} rounds, each mode taking a warm-up "
           f"step, then {per_round} timed steps (the fast modes {per_round * FAST_STEPS})...")
     steps = interleaved({name: (lambda run, k: lambda r: run(k))(run, timed_per_round[name])
@@ -228,16 +246,21 @@ def measure(base, args, bf16, read_by_the_loop, val_loader):
     eval_rounds = 3
     evals = interleaved({name: eval_timer(views[name], val_loader, step_precision[name]) for name in models},
                         eval_rounds)
-    results = {name: {"one_time": one_time[name], "step": steps[name] / (n_rounds * timed_per_round[name]),
+    timed = {name: n_rounds * timed_per_round[name] for name in models}
+    for name in lecture_modes:  # its steps timed during the trunk passes count too
+        steps[name] += trunk[name]
+        timed[name] += rounds * TRUNK_ROUND_STEPS
+    results = {name: {"one_time": one_time[name], "step": steps[name] / timed[name],
                       "eval": evals[name] / (2 * eval_rounds)}
                for name in models}
-    # exact mode replays the lecture loop's steps (the same batches, in order) on a fresh copy
+    # exact mode replays the lecture loop's steps (the same batches, in the same order) on a fresh copy
+    trained = 1 + rounds * TRUNK_ROUND_STEPS + n_rounds * (per_round + 1)  # every step the lecture loop took
     exact = copy.deepcopy(base)
     replay = step_timer(CachedTop(exact, caches["exact"]), optimizer_for(exact, args.optimizer), "fp32", batches)
-    replay(len(batches) - 1)  # its warm-up step and these: every batch the lecture loop trained on, once
+    replay(trained - 1)  # its warm-up step and these
     max_abs_diff = max((a - b).abs().max().item() for a, b in zip(models["lecture"].parameters(), exact.parameters()))
     full_cache_mb = len(read_by_the_loop) * caches["exact"].activations[0].numel() * 4 / 1e6
-    return results, max_abs_diff, full_cache_mb, len(batches)
+    return results, max_abs_diff, full_cache_mb, trained
 
 
 def main():
@@ -260,8 +283,9 @@ def main():
         + [val_loader.dataset[i][0] for i in range(EVAL_ITER * val_loader.batch_size)]), dim=0)
     n_messages = len(read_by_the_loop)
     print(f"GPT-2 small config (random weights), {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; "
-          f"a full run reads {n_messages} distinct messages; timing {lecture_steps} lecture-loop steps per mode "
-          f"({lecture_steps * FAST_STEPS} for fast modes); "
+          f"a full run reads {n_messages} distinct messages; timing {lecture_steps} steps per mode "
+          f"({lecture_steps * FAST_STEPS} for fast modes; the lecture loop another {TRUNK_ROUNDS * TRUNK_ROUND_STEPS} "
+          f"during the trunk passes); "
           f"AdamW ({args.optimizer}); bf16 {'native here' if bf16 else 'not native here: float32 only'}.\n")
     with PeakMemory() as memory:
         results, max_abs_diff, full_cache_mb, trained = measure(base, args, bf16, read_by_the_loop, val_loader)
