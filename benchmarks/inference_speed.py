@@ -18,8 +18,8 @@ into chunks of 100 and every contender classifies each chunk in turn (rotating w
 so a change in the machine's load hits all of them alike. The padded contenders take their turns
 32 messages at a time (a few seconds each; padded batches of 8 do not depend on each other), so a
 busy minute on a shared machine falls on both sides of the padded ratio; the own-length ones take
-the whole chunk, as ``classify_texts`` groups the messages it is given by length. ``--quick`` uses the first 100 messages,
-twice. On a shared machine compare the CPU-time ratios too (time this process spent computing).
+the whole chunk, as ``classify_texts`` groups the messages it is given by length. ``--quick`` uses
+the first 100 messages, twice. On a shared machine compare the CPU-time ratios too (time this process spent computing).
 Its last line reads ``inference vs_hf padded=<x>x own_length=<y>x bf16=<z>x max_prob_diff=<d>``:
 Hugging Face's float32 time divided by the workbook's (bf16: the workbook's own-length bf16 time
 against Hugging Face's own-length float32), and the largest difference between the two float32

@@ -78,7 +78,7 @@ class Packing:
     The matrix multiplies, LayerNorms and additions of a transformer block treat every token on its
     own, so they can run on the real tokens packed one message after another, ``[n, emb_dim]``,
     with no padding to pay for (in the SMS data, batched by length, padding is ~9 % of the tokens).
-    Only attention needs the messages side by side: :meth:`pad` lays packed rows out as
+    Attention needs the messages side by side: :meth:`pad` lays packed rows out as
     ``[batch, width, features]`` (zeros after each message's end: causal attention never lets a
     real token see what comes after it) and :meth:`pack` takes the real rows back.
     """
@@ -368,13 +368,13 @@ class TrunkCache:
             chunk_lengths = lengths[chunk]
             ids = rows[chunk, :int(chunk_lengths.max())].to(device)
             with autocast(self.precision, device):
-                if packed:  # the real tokens, message after message
+                if packed:  # the real tokens, message after message: [sum of lengths, emb_dim]
                     hidden = packed_trunk_forward(self.model, ids, chunk_lengths.to(device), self._blocks)
-                    pieces = torch.split(hidden.to(self.model.tok_emb.weight.dtype).cpu(), chunk_lengths.tolist())
                 else:
                     hidden = trunk_forward(self.model, ids, self._blocks)
-                    hidden = hidden.to(self.model.tok_emb.weight.dtype).cpu()  # float32 under bf16 autocast too
-                    pieces = [hidden[j, :length].clone() for j, length in enumerate(chunk_lengths.tolist())]
+            hidden = hidden.to(self.model.tok_emb.weight.dtype).cpu()  # float32 under bf16 autocast too
+            pieces = (torch.split(hidden, chunk_lengths.tolist()) if packed
+                      else [hidden[j, :length].clone() for j, length in enumerate(chunk_lengths.tolist())])
             for i, piece in zip(chunk.tolist(), pieces):
                 self.index[rows[i].numpy().tobytes()] = len(self.activations)
                 self.activations.append(piece)
