@@ -23,7 +23,6 @@ Two modes:
 import copy
 import hashlib
 import time
-import warnings
 from pathlib import Path
 
 import torch
@@ -35,6 +34,7 @@ from tqdm.auto import tqdm
 
 from .files import CorruptFileError, remove_checked, verify_checked, write_checked
 from .gpt import GPTModel
+from .kernels import fused_linear_gelu
 from .precision import autocast, resolve_precision
 from .training import train_classifier_simple
 
@@ -63,7 +63,7 @@ def check_fast_engine_applicable(model):
 def trunk_forward(model, input_ids, blocks=None):
     """Embeddings and every transformer block but the last: the frozen part of the classifier.
 
-    ``blocks`` may replace the model's first blocks by an equivalent copy (see :func:`fast_trunk_blocks`).
+    ``blocks`` may replace the model's first blocks by an equivalent copy (see :func:`bf16_trunk_blocks`).
     """
     positions = torch.arange(input_ids.shape[1], device=input_ids.device)
     x = model.drop_emb(model.tok_emb(input_ids) + model.pos_emb(positions))
@@ -112,25 +112,6 @@ def packed_trunk_forward(model, input_ids, lengths, blocks):
     for block in blocks:
         x = block(x, packing)
     return x
-
-
-def fast_trunk_blocks(model):
-    """The frozen blocks with their Linear layers in oneDNN's format, where that is available.
-
-    On a CPU in float32, oneDNN's matrix multiply runs the trunk 5–20 % faster than the default
-    one; it rounds differently, within ~1e-6 relative. Elsewhere (a GPU, float64) the model's
-    own blocks are used.
-    """
-    weight = model.tok_emb.weight
-    if weight.device.type != "cpu" or weight.dtype != torch.float32 or not torch.backends.mkldnn.is_available():
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # torch.utils.mkldnn still uses torch.jit
-        try:
-            from torch.utils.mkldnn import to_mkldnn
-        except ImportError:  # a PyTorch without this helper: the model's own blocks do the work
-            return None
-        return [to_mkldnn(copy.deepcopy(block)) for block in model.trf_blocks[:-1]]
 
 
 class Bf16TrunkBlock(nn.Module):
@@ -188,41 +169,12 @@ class Bf16TrunkBlock(nn.Module):
         return context.transpose(1, 2).reshape(batch, tokens, self.num_heads * self.head_dim)
 
     def _fc1_gelu(self, x):
-        """``gelu(fc1(x))``. On a CPU with oneDNN, one fused kernel (PyTorch's own ``mkldnn._linear_pointwise``,
-        the fusion its compiler uses on CPUs): the GELU is applied to the float32 sums before they are
-        rounded to bfloat16, which makes the trunk pass ~15 % faster and is, if anything, more accurate.
-        Elsewhere, or if that kernel is missing or fails, the two steps run separately."""
+        """``gelu(fc1(x))``: on a CPU one fused kernel (:func:`helpers.kernels.fused_linear_gelu`), which
+        applies the GELU to the float32 sums before they are rounded to bfloat16 (~15 % off the trunk
+        pass, and if anything more accurate); elsewhere the two steps."""
         weight, bias = self.weights["fc1"]
-        if x.device.type == "cpu" and _fused_gelu_available():
-            try:
-                return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "gelu", [], "tanh")
-            except RuntimeError:
-                _FUSED_GELU["ok"] = False
-        return F.gelu(F.linear(x, weight, bias), approximate="tanh")
-
-
-_FUSED_GELU = {}
-
-
-def _fused_gelu_available():
-    """Whether this PyTorch has oneDNN's fused linear + tanh-GELU kernel and it computes what it should (checked once)."""
-    if "ok" not in _FUSED_GELU:
-        try:
-            with torch.autocast("cpu", enabled=False):  # the float32 reference must be float32
-                _FUSED_GELU["ok"] = _fused_gelu_agrees()
-        except (AttributeError, RuntimeError):
-            _FUSED_GELU["ok"] = False
-    return _FUSED_GELU["ok"]
-
-
-def _fused_gelu_agrees():
-    """The fused kernel against float32 on a small random case."""
-    generator = torch.Generator().manual_seed(0)
-    x, weight, bias = (torch.randn(*shape, generator=generator).to(torch.bfloat16)
-                       for shape in ((4, 32), (64, 32), (64,)))
-    fused = torch.ops.mkldnn._linear_pointwise(x, weight, bias, "gelu", [], "tanh").float()
-    expected = F.gelu(F.linear(x.float(), weight.float(), bias.float()), approximate="tanh")
-    return bool(torch.backends.mkldnn.is_available() and torch.allclose(fused, expected, rtol=2e-2, atol=2e-2))
+        hidden = fused_linear_gelu(x, weight, bias)
+        return F.gelu(F.linear(x, weight, bias), approximate="tanh") if hidden is None else hidden
 
 
 def is_plain_block(block):
@@ -314,7 +266,7 @@ class TrunkCache:
         self.model, self.mode, self.pad_token_id = model, mode, pad_token_id
         self.precision = resolve_precision(precision, model.tok_emb.weight.device, announce="once")
         self.index, self.activations = {}, []  # token-id bytes -> position in self.activations
-        self._blocks = None  # the trunk's fast copy (oneDNN or bf16), made on the first trunk pass
+        self._blocks = None  # the trunk's blocks (in bf16, cast copies), chosen on the first trunk pass
 
     def __len__(self):
         return len(self.activations)
@@ -360,8 +312,10 @@ class TrunkCache:
         device = self.model.tok_emb.weight.device
         self.model.eval()
         if self._blocks is None:
-            fast = fast_trunk_blocks(self.model) if self.precision == "fp32" else bf16_trunk_blocks(self.model)
-            self._blocks = fast or list(self.model.trf_blocks[:-1])
+            # float32: the model's own blocks (their MLPs fuse the GELU into a oneDNN kernel here, see
+            # helpers.kernels, which measured faster than a oneDNN copy of the blocks); bf16: cast copies
+            self._blocks = (list(self.model.trf_blocks[:-1]) if self.precision == "fp32"
+                            else bf16_trunk_blocks(self.model))
         packed = all(type(block) is Bf16TrunkBlock for block in self._blocks)  # blocks that skip the padding
         batches = self._batches(order, lengths, batch_size)
         for chunk in tqdm(batches, desc=f"Caching the frozen trunk ({self.mode})", unit="batch", disable=not progress):

@@ -7,6 +7,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .kernels import fused_linear_gelu
+
 BASE_CONFIG = {
     "vocab_size": 50257,     # GPT-2's BPE vocabulary
     "context_length": 1024,  # the longest input GPT-2 was trained on
@@ -105,13 +107,20 @@ class MultiHeadAttention(nn.Module):
 
 
 class FeedForward(nn.Module):
+    """Linear → tanh-GELU → Linear. Where no gradient flows through it (inference, evaluation, the
+    frozen blocks), ``forward`` runs the first Linear and the GELU as one CPU kernel (same function,
+    see :func:`helpers.kernels.fused_linear_gelu`); otherwise, or once its layers are replaced, ``self.layers``."""
+
     def __init__(self, emb_dim):
         super().__init__()
         self.layers = nn.Sequential(nn.Linear(emb_dim, 4 * emb_dim), nn.GELU(approximate="tanh"),
                                     nn.Linear(4 * emb_dim, emb_dim))
 
     def forward(self, x):
-        return self.layers(x)
+        fc1, gelu, fc2 = self.layers
+        plain = type(fc1) is nn.Linear and type(gelu) is nn.GELU and gelu.approximate == "tanh"
+        hidden = fused_linear_gelu(x, fc1.weight, fc1.bias) if plain else None
+        return self.layers(x) if hidden is None else fc2(hidden)
 
 
 class TransformerBlock(nn.Module):

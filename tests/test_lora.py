@@ -21,7 +21,11 @@ def batch():
     return torch.randint(0, 50257, (3, 10), generator=torch.Generator().manual_seed(1))
 
 
-def test_zero_initialised_update_leaves_outputs_unchanged():
+def test_zero_initialised_update_leaves_outputs_unchanged(monkeypatch):
+    import helpers.kernels as kernels
+
+    # bit for bit: without the fused GELU kernel, which a LoRA-wrapped layer cannot use (it rounds differently)
+    monkeypatch.setitem(kernels._AGREES, torch.float32, False)
     model = classifier()
     x = batch()
     with torch.no_grad():

@@ -154,12 +154,14 @@ def test_bf16_trunk_cache_computes_what_autocast_does_and_flexible_bf16_trains(m
     assert 0 < (stored - float32).abs().max() <= 1.5 * autocast_error
     assert (stored - autocast_only).abs().max() <= 2 * autocast_error
     # without the fused GELU kernel (another PyTorch, a GPU) the blocks compute exactly what autocast does
-    import helpers.fast as fast
+    import helpers.kernels as kernels
 
-    monkeypatch.setitem(fast._FUSED_GELU, "ok", False)
+    monkeypatch.setitem(kernels._AGREES, torch.bfloat16, False)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        autocast_unfused = trunk_forward(model, ids).float()
     unfused = TrunkCache(model, "exact", precision="bf16").add(ids)
     assert torch.equal(torch.stack([unfused.activations[unfused.index[row.numpy().tobytes()]] for row in ids]),
-                       autocast_only)
+                       autocast_unfused)
     assert cache.file_for("x").name.startswith("trunk-exact-bf16-")
     # flexible mode defaults to bf16 here; the loop's log and accuracy stay sane
     from torch.utils.data import TensorDataset
@@ -240,3 +242,65 @@ def test_bf16_trunk_copies_keep_a_frozen_lora_trunk_working():
     ids = torch.randint(0, 50000, (2, 10))
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.equal(trunk_forward(with_lora, ids, blocks), trunk_forward(with_lora, ids))
+
+
+def test_fused_mlp_runs_where_no_gradient_flows_computes_the_layers_and_leaves_training_its_gradients(monkeypatch):
+    import helpers.gpt as gpt
+    import helpers.kernels as kernels
+    from helpers.lora import apply_lora
+
+    fused_calls = []
+
+    def spy(*args):
+        result = kernels.fused_linear_gelu(*args)
+        fused_calls.append(result is not None)
+        return result
+    monkeypatch.setattr(gpt, "fused_linear_gelu", spy)
+    available = kernels.fused_linear_gelu_works(torch.float32)
+    model, ids = classifier(), torch.randint(0, 50000, (3, 25))
+
+    def run(fused):  # logits and the last block's fc1 gradient, with or without the fused kernel
+        with monkeypatch.context() as patch:
+            if not fused:
+                patch.setitem(kernels._AGREES, torch.float32, False)
+            with torch.no_grad():
+                evaluated = model(ids)
+            model.zero_grad()
+            model(ids)[:, -1].sum().backward()
+            return evaluated, model.trf_blocks[-1].ff.layers[0].weight.grad.clone()
+
+    fused_calls.clear()
+    logits, grad = run(fused=True)
+    # evaluation: every block fused; training: the two frozen blocks only (the last one trains)
+    assert fused_calls == [available] * 3 + [available, available, False]
+    reference_logits, reference_grad = run(fused=False)
+    assert torch.allclose(logits, reference_logits, atol=1e-5)
+    assert torch.allclose(grad, reference_grad, atol=1e-5) and grad.abs().sum() > 0
+    # the kernel is never asked where autograd needs the layer
+    x, weight = torch.randn(2, 48), torch.randn(192, 48)
+    assert kernels.fused_linear_gelu(x.requires_grad_(), weight) is None
+    assert kernels.fused_linear_gelu(x.detach(), weight.requires_grad_()) is None
+    # a replaced layer (LoRA) runs the module's own layers
+    fused_calls.clear()
+    lora = apply_lora(classifier(), rank=2)
+    with torch.no_grad():
+        lora(ids)
+    assert fused_calls.count(True) == 0
+
+
+@pytest.mark.skipif(not bf16_native("cpu"), reason="this CPU has no native bfloat16")
+def test_fused_mlp_under_bf16_autocast_computes_in_bf16_as_autocast_does(monkeypatch):
+    import helpers.kernels as kernels
+
+    import helpers.gpt as gpt
+
+    mlp, x, used = classifier().trf_blocks[0].ff, torch.randn(2, 9, 48), []
+    monkeypatch.setattr(gpt, "fused_linear_gelu", lambda *args: used.append(kernels.fused_linear_gelu(*args)) or used[-1])
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        fused = mlp(x)
+        assert used[0] is not None  # the fused kernel ran, in bf16
+        monkeypatch.setitem(kernels._AGREES, torch.bfloat16, False)
+        unfused = mlp(x)
+    exact = mlp(x)
+    assert fused.dtype == unfused.dtype == torch.bfloat16
+    assert (fused.float() - exact).abs().max() <= 1.5 * (unfused.float() - exact).abs().max()
