@@ -27,8 +27,9 @@ def fused_linear_gelu(x, weight, bias=None):
         dtype = torch.get_autocast_dtype("cpu")
         x, weight = x.to(dtype), weight.to(dtype)
         bias = None if bias is None else bias.to(dtype)
-    if x.dtype != weight.dtype or (bias is not None and bias.dtype != x.dtype) or not fused_linear_gelu_works(x.dtype):
-        return None
+    same_dtype = x.dtype == weight.dtype and (bias is None or bias.dtype == x.dtype)
+    if not (same_dtype and x.is_contiguous() and weight.is_contiguous() and fused_linear_gelu_works(x.dtype)):
+        return None  # the check below ran on contiguous tensors of one dtype: nothing else is trusted
     try:
         return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "gelu", [], "tanh")
     except RuntimeError:  # a shape or layout this build's kernel refuses: do not try it again

@@ -280,6 +280,9 @@ def test_fused_mlp_runs_where_no_gradient_flows_computes_the_layers_and_leaves_t
     x, weight = torch.randn(2, 48), torch.randn(192, 48)
     assert kernels.fused_linear_gelu(x.requires_grad_(), weight) is None
     assert kernels.fused_linear_gelu(x.detach(), weight.requires_grad_()) is None
+    with torch.no_grad():  # nor on a layout its check did not cover
+        assert kernels.fused_linear_gelu(torch.randn(48, 2).t(), weight) is None
+        assert (kernels.fused_linear_gelu(x.detach(), weight) is not None) == available
     # a replaced layer (LoRA) runs the module's own layers
     fused_calls.clear()
     lora = apply_lora(classifier(), rank=2)
