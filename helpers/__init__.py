@@ -12,7 +12,7 @@ from .book import (
     compare_with_book,
     seed_as_after_training,
 )
-from .checkpoint import CheckpointError, load_classifier, save_classifier
+from .checkpoint import CheckpointError, default_checkpoint_dir, load_classifier, save_classifier
 from .classifier import build_spam_classifier, classifier_parameter_counts, prepare_for_classification
 from .data import (
     CLASS_NAMES,
@@ -46,6 +46,7 @@ from .gpt import (
     token_ids_to_text,
 )
 from .inference import classify_review, classify_texts
+from .lora import LinearWithLoRA, LoRALayer, apply_lora, merge_lora
 from .metrics import confusion_matrix, precision_recall_f1, predict_loader
 from .performance import compare_fp32_int8, quantize_int8
 from .paths import PROJECT_ROOT, data_dir, display_path, instructor_mode
@@ -57,10 +58,12 @@ from .plots import (
     plot_confusion_matrix,
     plot_padded_batch,
     plot_performance,
+    plot_strategies,
     plot_token_lengths,
     plot_values,
 )
 from .show import show_source
+from .strategies import STRATEGIES, bag_of_words_baseline, comparison_table, run_strategy
 from .tokenizer import END_OF_TEXT_ID, TokenizerFileError, get_gpt2_tokenizer
 from .training import (
     calc_accuracy_loader,

@@ -33,3 +33,17 @@ def test_notebooks_have_no_stray_outputs():
         pytest.skip("shared/tools/check_notebooks.py not found beside the project")
     result = subprocess.run([sys.executable, str(checker), str(PROJECT_ROOT / "notebooks")], capture_output=True, text=True)
     assert result.stdout == "" and result.returncode == 0
+
+
+def test_notebooks_import_everything_from_helpers_directly():
+    import json
+
+    import helpers
+
+    for notebook in sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb")):
+        code = "\n".join("".join(cell["source"]) for cell in json.loads(notebook.read_text())["cells"]
+                         if cell["cell_type"] == "code")
+        assert not re.findall(r"^\s*(?:from|import) helpers\.\w+", code, re.MULTILINE), notebook.name
+        for names in re.findall(r"^from helpers import \(([^)]*)\)", code, re.MULTILINE):
+            missing = [name for name in re.findall(r"\w+", names) if not hasattr(helpers, name)]
+            assert not missing, (notebook.name, missing)
