@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .kernels import fused_linear_gelu
+from .kernels import fused_mlp_hidden
 
 BASE_CONFIG = {
     "vocab_size": 50257,     # GPT-2's BPE vocabulary
@@ -109,7 +109,7 @@ class MultiHeadAttention(nn.Module):
 class FeedForward(nn.Module):
     """Linear → tanh-GELU → Linear. Where no gradient flows through it (inference, evaluation, the
     frozen blocks), ``forward`` runs the first Linear and the GELU as one CPU kernel (same function,
-    see :func:`helpers.kernels.fused_linear_gelu`); otherwise, or once its layers are replaced, ``self.layers``."""
+    see :mod:`helpers.kernels`); otherwise, or once its layers are replaced or hooked, ``self.layers``."""
 
     def __init__(self, emb_dim):
         super().__init__()
@@ -117,10 +117,8 @@ class FeedForward(nn.Module):
                                     nn.Linear(4 * emb_dim, emb_dim))
 
     def forward(self, x):
-        fc1, gelu, fc2 = self.layers
-        plain = type(fc1) is nn.Linear and type(gelu) is nn.GELU and gelu.approximate == "tanh"
-        hidden = fused_linear_gelu(x, fc1.weight, fc1.bias) if plain else None
-        return self.layers(x) if hidden is None else fc2(hidden)
+        hidden = fused_mlp_hidden(self.layers, x)
+        return self.layers(x) if hidden is None else self.layers[2](hidden)
 
 
 class TransformerBlock(nn.Module):

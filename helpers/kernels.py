@@ -6,12 +6,41 @@ project's CPU. oneDNN applies it inside the matrix multiply before it
 (``torch.ops.mkldnn._linear_pointwise``, the fusion PyTorch's own compiler emits on CPUs), to the
 float32 sums before they are stored. That kernel has no backward, so it is used only where
 autograd needs nothing from the layer: inference, evaluation and frozen blocks. It is checked
-once per dtype against the two steps run separately, and used only if it agrees.
+once per dtype against the two steps run separately, and used only if it agrees. Anything that
+watches or transforms the computation gets the two steps, as before: hooks on the layers (pruning
+uses them), ``torch.compile``/``torch.jit``/``torch.export`` tracing, forward-mode AD and
+``torch.func`` transforms, and dispatch modes such as ``FlopCounterMode``.
 """
 import torch
+import torch.autograd.forward_ad as forward_ad
+import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.modules import module as _module
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 _AGREES = {}  # dtype -> whether oneDNN's fused kernel computes what it should on this machine
+
+
+def fused_mlp_hidden(layers, x):
+    """``gelu(fc1(x))`` for a ``FeedForward``'s ``layers`` (``nn.Linear``, tanh ``nn.GELU``, ``nn.Linear``) in
+    one kernel, or ``None`` where that kernel cannot be used: layers of another kind (LoRA, int8), layers
+    with hooks, or a call :func:`fused_linear_gelu` refuses. Then the caller runs ``layers`` as they are."""
+    if not (isinstance(layers, nn.Sequential) and len(layers) == 3):
+        return None
+    fc1, gelu, _ = layers
+    if type(fc1) is not nn.Linear or type(gelu) is not nn.GELU or gelu.approximate != "tanh":
+        return None
+    if _hooked(layers, fc1, gelu):
+        return None
+    return fused_linear_gelu(x, fc1.weight, fc1.bias)
+
+
+def _hooked(*modules):
+    hook_tables = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+    global_tables = ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
+                     "_global_backward_pre_hooks")
+    return (any(getattr(module, table, None) for module in modules for table in hook_tables)
+            or any(getattr(_module, table, None) for table in global_tables))
 
 
 def fused_linear_gelu(x, weight, bias=None):
@@ -21,7 +50,7 @@ def fused_linear_gelu(x, weight, bias=None):
     It can be used on a CPU when nothing needs a gradient through it (see the module's docstring).
     Under autocast, float32 inputs are cast to autocast's dtype first, as ``F.linear`` would cast them.
     """
-    if x.device.type != "cpu" or _needs_grad(x, weight, bias):
+    if x.device.type != "cpu" or _needs_grad(x, weight, bias) or _watched_or_transformed():
         return None
     if torch.is_autocast_enabled("cpu") and x.dtype == torch.float32:
         dtype = torch.get_autocast_dtype("cpu")
@@ -32,13 +61,21 @@ def fused_linear_gelu(x, weight, bias=None):
         return None  # the check below ran on contiguous tensors of one dtype: nothing else is trusted
     try:
         return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "gelu", [], "tanh")
-    except RuntimeError:  # a shape or layout this build's kernel refuses: do not try it again
-        _AGREES[x.dtype] = False
+    except RuntimeError:  # e.g. shapes that do not fit: the two steps then say what is wrong
         return None
 
 
 def _needs_grad(*tensors):
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def _watched_or_transformed():
+    """Whether something traces, transforms or intercepts operations now (the fused op has no rules for it)."""
+    return (torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting()
+            or forward_ad._current_level >= 0                      # forward-mode AD: tangents ride along
+            or torch._C._functorch.peek_interpreter_stack() is not None  # torch.func transforms
+            or _get_current_dispatch_mode() is not None             # FlopCounterMode, FakeTensorMode, ...
+            or torch._C._is_torch_function_mode_enabled())           # torch.device(...) and other modes
 
 
 def fused_linear_gelu_works(dtype):
@@ -56,7 +93,8 @@ def _agrees(dtype):
     if dtype not in (torch.float32, torch.bfloat16) or not torch.backends.mkldnn.is_available():
         return False
     generator = torch.Generator().manual_seed(0)
-    x, weight, bias = (torch.randn(*shape, generator=generator).to(dtype) for shape in ((2, 3, 32), (64, 32), (64,)))
+    x, weight, bias = (torch.randn(*shape, generator=generator, device="cpu").to(dtype)
+                       for shape in ((2, 3, 32), (64, 32), (64,)))
     fused = torch.ops.mkldnn._linear_pointwise(x, weight, bias, "gelu", [], "tanh").float()
     expected = F.gelu(F.linear(x.float(), weight.float(), bias.float()), approximate="tanh")
     tolerance = 1e-5 if dtype == torch.float32 else 2e-2

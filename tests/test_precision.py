@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import helpers.precision as precision_module
 from helpers import GPTModel, classify_review, classify_texts, get_gpt2_tokenizer, prepare_for_classification
@@ -245,17 +246,16 @@ def test_bf16_trunk_copies_keep_a_frozen_lora_trunk_working():
 
 
 def test_fused_mlp_runs_where_no_gradient_flows_computes_the_layers_and_leaves_training_its_gradients(monkeypatch):
-    import helpers.gpt as gpt
     import helpers.kernels as kernels
     from helpers.lora import apply_lora
 
-    fused_calls = []
+    fused_calls, real = [], kernels.fused_linear_gelu
 
     def spy(*args):
-        result = kernels.fused_linear_gelu(*args)
+        result = real(*args)
         fused_calls.append(result is not None)
         return result
-    monkeypatch.setattr(gpt, "fused_linear_gelu", spy)
+    monkeypatch.setattr(kernels, "fused_linear_gelu", spy)
     available = kernels.fused_linear_gelu_works(torch.float32)
     model, ids = classifier(), torch.randint(0, 50000, (3, 25))
 
@@ -295,10 +295,8 @@ def test_fused_mlp_runs_where_no_gradient_flows_computes_the_layers_and_leaves_t
 def test_fused_mlp_under_bf16_autocast_computes_in_bf16_as_autocast_does(monkeypatch):
     import helpers.kernels as kernels
 
-    import helpers.gpt as gpt
-
-    mlp, x, used = classifier().trf_blocks[0].ff, torch.randn(2, 9, 48), []
-    monkeypatch.setattr(gpt, "fused_linear_gelu", lambda *args: used.append(kernels.fused_linear_gelu(*args)) or used[-1])
+    mlp, x, used, real = classifier().trf_blocks[0].ff, torch.randn(2, 9, 48), [], kernels.fused_linear_gelu
+    monkeypatch.setattr(kernels, "fused_linear_gelu", lambda *args: used.append(real(*args)) or used[-1])
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         fused = mlp(x)
         assert used[0] is not None  # the fused kernel ran, in bf16
@@ -307,3 +305,78 @@ def test_fused_mlp_under_bf16_autocast_computes_in_bf16_as_autocast_does(monkeyp
     exact = mlp(x)
     assert fused.dtype == unfused.dtype == torch.bfloat16
     assert (fused.float() - exact).abs().max() <= 1.5 * (unfused.float() - exact).abs().max()
+
+
+def _ablate_gelu(model):  # a forward hook that replaces the GELU's output: the fused kernel would skip it
+    model.trf_blocks[0].ff.layers[1].register_forward_hook(lambda module, args, output: torch.zeros_like(output))
+
+
+def _prune_and_step(model):  # pruning recomputes fc1's weight in a pre-hook, from a mask and the trained weight
+    import torch.nn.utils.prune as prune
+
+    fc1 = model.trf_blocks[0].ff.layers[0].requires_grad_(True)  # trainable, so the step changes it
+    prune.l1_unstructured(fc1, "weight", amount=0.5)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    model(torch.randint(0, 50000, (2, 7))).logsumexp(-1).mean().backward()
+    optimizer.step()
+
+
+def _extra_layer(model):  # a FeedForward whose layers are no longer (Linear, GELU, Linear)
+    for block in model.trf_blocks:
+        block.ff.layers.append(torch.nn.Dropout(0.0))
+
+
+@pytest.mark.parametrize("change", [_ablate_gelu, _prune_and_step, _extra_layer])
+def test_fused_mlp_steps_aside_for_hooked_or_replaced_layers(change):
+    import helpers.kernels as kernels
+
+    model, ids = classifier(), torch.randint(0, 50000, (2, 11))
+    change(model)
+    with torch.no_grad():
+        fused_if_allowed = model(ids)
+        kernels._AGREES[torch.float32], saved = False, kernels._AGREES.get(torch.float32)
+        try:
+            two_steps = model(ids)
+        finally:
+            kernels._AGREES.pop(torch.float32) if saved is None else kernels._AGREES.update({torch.float32: saved})
+    assert torch.allclose(fused_if_allowed, two_steps, atol=1e-5)  # the other blocks may fuse: rounding only
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning", "ignore::UserWarning")
+def test_fused_mlp_steps_aside_for_tracing_transforms_and_dispatch_modes():
+    import torch.autograd.forward_ad as forward_ad
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model, ids = classifier(), torch.randint(0, 50000, (2, 11))
+    mlp, x = model.trf_blocks[0].ff, torch.randn(1, 5, 48)
+    with torch.no_grad():
+        expected = model(ids)
+        # compiled (ahead-of-time autograd, no C++ compiler needed) and traced: the same function
+        assert torch.allclose(torch.compile(model, backend="aot_eager")(ids), expected, atol=1e-5)
+        assert torch.allclose(torch.jit.trace(model, ids)(ids), expected, atol=1e-5)
+        # forward-mode AD carries tangents, which the fused kernel would drop, even under no_grad
+        assert torch.allclose(torch.func.jacfwd(mlp)(x), torch.func.jacrev(mlp)(x), atol=1e-5)
+        # so does forward-mode AD without torch.func
+        tangent = torch.randn_like(x)
+        with forward_ad.dual_level():
+            carried = forward_ad.unpack_dual(mlp(forward_ad.make_dual(x, tangent))).tangent
+        assert carried is not None and torch.allclose(carried, torch.func.jvp(mlp, (x,), (tangent,))[1], atol=1e-5)
+        # a FLOP counter sees the first multiply (and with it the same count as the layers run one by one)
+        with FlopCounterMode(display=False) as counter:
+            mlp(x)
+        assert counter.get_total_flops() == 2 * 2 * 5 * 48 * 192
+        # and a dispatch mode sees the operations it would see without the kernel
+        with RecordOperations() as recorded:
+            mlp(x)
+        assert "mkldnn._linear_pointwise" not in recorded.names and "aten.gelu" in recorded.names
+    torch._dynamo.reset()
+
+
+class RecordOperations(TorchDispatchMode):
+    def __enter__(self):
+        self.names = set()
+        return super().__enter__()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.add(str(func.overloadpacket))
+        return func(*args, **(kwargs or {}))
