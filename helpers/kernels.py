@@ -8,8 +8,9 @@ float32 sums before they are stored. That kernel has no backward, so it is used 
 autograd needs nothing from the layer: inference, evaluation and frozen blocks. It is checked
 once per dtype against the two steps run separately, and used only if it agrees. Anything that
 watches or transforms the computation gets the two steps, as before: hooks on the layers (pruning
-uses them), ``torch.compile``/``torch.jit``/``torch.export`` tracing, forward-mode AD and
-``torch.func`` transforms, and dispatch modes such as ``FlopCounterMode``.
+uses them) or a replaced ``forward``, tensor subclasses and FX tracing, ``torch.compile``,
+``torch.jit`` and ``torch.export``, forward-mode AD and ``torch.func`` transforms, and dispatch or
+torch-function modes such as ``FlopCounterMode``.
 """
 import torch
 import torch.autograd.forward_ad as forward_ad
@@ -25,21 +26,23 @@ def fused_mlp_hidden(layers, x):
     """``gelu(fc1(x))`` for a ``FeedForward``'s ``layers`` (``nn.Linear``, tanh ``nn.GELU``, ``nn.Linear``) in
     one kernel, or ``None`` where that kernel cannot be used: layers of another kind (LoRA, int8), layers
     with hooks, or a call :func:`fused_linear_gelu` refuses. Then the caller runs ``layers`` as they are."""
-    if not (isinstance(layers, nn.Sequential) and len(layers) == 3):
+    if not (type(layers) is nn.Sequential and len(layers) == 3):
         return None
     fc1, gelu, _ = layers
     if type(fc1) is not nn.Linear or type(gelu) is not nn.GELU or gelu.approximate != "tanh":
         return None
-    if _hooked(layers, fc1, gelu):
+    if _hooked_or_overridden(layers, fc1, gelu):
         return None
     return fused_linear_gelu(x, fc1.weight, fc1.bias)
 
 
-def _hooked(*modules):
+def _hooked_or_overridden(*modules):
+    """Hooks on these modules or on every module, or a ``forward`` replaced on one of them (as some libraries do)."""
     hook_tables = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
     global_tables = ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
                      "_global_backward_pre_hooks")
     return (any(getattr(module, table, None) for module in modules for table in hook_tables)
+            or any("forward" in vars(module) for module in modules)
             or any(getattr(_module, table, None) for table in global_tables))
 
 
@@ -50,7 +53,10 @@ def fused_linear_gelu(x, weight, bias=None):
     It can be used on a CPU when nothing needs a gradient through it (see the module's docstring).
     Under autocast, float32 inputs are cast to autocast's dtype first, as ``F.linear`` would cast them.
     """
-    if x.device.type != "cpu" or _needs_grad(x, weight, bias) or _watched_or_transformed():
+    tensors = (x, weight) if bias is None else (x, weight, bias)
+    if type(x) is not torch.Tensor or any(type(t) not in (torch.Tensor, nn.Parameter) for t in tensors):
+        return None  # a tensor subclass, or an FX proxy: it expects to see the two steps
+    if any(t.device.type != "cpu" for t in tensors) or _needs_grad(*tensors) or _watched_or_transformed():
         return None
     if torch.is_autocast_enabled("cpu") and x.dtype == torch.float32:
         dtype = torch.get_autocast_dtype("cpu")
@@ -66,7 +72,7 @@ def fused_linear_gelu(x, weight, bias=None):
 
 
 def _needs_grad(*tensors):
-    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 def _watched_or_transformed():
@@ -75,7 +81,18 @@ def _watched_or_transformed():
             or forward_ad._current_level >= 0                      # forward-mode AD: tangents ride along
             or torch._C._functorch.peek_interpreter_stack() is not None  # torch.func transforms
             or _get_current_dispatch_mode() is not None             # FlopCounterMode, FakeTensorMode, ...
-            or torch._C._is_torch_function_mode_enabled())           # torch.device(...) and other modes
+            or _function_mode_other_than_default_device())
+
+
+def _function_mode_other_than_default_device():
+    """A torch-function mode is active that would see the fused op instead of the two steps
+    (``torch.set_default_device`` and ``with torch.device(...)`` push a harmless one)."""
+    if not torch._C._is_torch_function_mode_enabled():
+        return False
+    from torch.overrides import _get_current_function_mode_stack
+    from torch.utils._device import DeviceContext
+
+    return any(not isinstance(mode, DeviceContext) for mode in _get_current_function_mode_stack())
 
 
 def fused_linear_gelu_works(dtype):

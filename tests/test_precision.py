@@ -283,6 +283,18 @@ def test_fused_mlp_runs_where_no_gradient_flows_computes_the_layers_and_leaves_t
     with torch.no_grad():  # nor on a layout its check did not cover
         assert kernels.fused_linear_gelu(torch.randn(48, 2).t(), weight) is None
         assert (kernels.fused_linear_gelu(x.detach(), weight) is not None) == available
+    # weights elsewhere than the input: the error they always gave, never what the kernel would make of it
+    misplaced = classifier().trf_blocks[0].ff
+    misplaced.layers[0].to("meta")
+    with torch.no_grad(), pytest.raises((RuntimeError, NotImplementedError)):
+        misplaced(torch.randn(2, 3, 48))
+    # a default device set for the session does not turn the kernel off
+    torch.set_default_device("cpu")
+    try:
+        with torch.no_grad():
+            assert (kernels.fused_linear_gelu(x.detach(), weight) is not None) == available
+    finally:
+        torch.set_default_device(None)
     # a replaced layer (LoRA) runs the module's own layers
     fused_calls.clear()
     lora = apply_lora(classifier(), rank=2)
@@ -326,7 +338,22 @@ def _extra_layer(model):  # a FeedForward whose layers are no longer (Linear, GE
         block.ff.layers.append(torch.nn.Dropout(0.0))
 
 
-@pytest.mark.parametrize("change", [_ablate_gelu, _prune_and_step, _extra_layer])
+class _Halved(torch.nn.Sequential):
+    def forward(self, x):
+        return super().forward(x) / 2
+
+
+def _sequential_subclass(model):  # a Sequential with a forward of its own
+    model.trf_blocks[0].ff.layers = _Halved(*model.trf_blocks[0].ff.layers)
+
+
+def _forward_replaced(model):  # as some libraries patch an instance's forward
+    fc1 = model.trf_blocks[0].ff.layers[0]
+    fc1.forward = (lambda forward: lambda x: forward(x) * 2)(fc1.forward)
+
+
+@pytest.mark.parametrize("change", [_ablate_gelu, _prune_and_step, _extra_layer, _sequential_subclass,
+                                    _forward_replaced])
 def test_fused_mlp_steps_aside_for_hooked_or_replaced_layers(change):
     import helpers.kernels as kernels
 
@@ -356,6 +383,11 @@ def test_fused_mlp_steps_aside_for_tracing_transforms_and_dispatch_modes():
         assert torch.allclose(torch.jit.trace(model, ids)(ids), expected, atol=1e-5)
         # forward-mode AD carries tangents, which the fused kernel would drop, even under no_grad
         assert torch.allclose(torch.func.jacfwd(mlp)(x), torch.func.jacrev(mlp)(x), atol=1e-5)
+        # FX traces the two steps, and a tensor subclass sees them
+        assert torch.allclose(torch.fx.symbolic_trace(mlp)(x), mlp.layers(x), atol=1e-5)
+        SeenOperations.names = set()
+        mlp(x.as_subclass(SeenOperations))
+        assert "gelu" in SeenOperations.names and "_linear_pointwise" not in SeenOperations.names
         # so does forward-mode AD without torch.func
         tangent = torch.randn_like(x)
         with forward_ad.dual_level():
@@ -370,6 +402,15 @@ def test_fused_mlp_steps_aside_for_tracing_transforms_and_dispatch_modes():
             mlp(x)
         assert "mkldnn._linear_pointwise" not in recorded.names and "aten.gelu" in recorded.names
     torch._dynamo.reset()
+
+
+class SeenOperations(torch.Tensor):
+    names = set()
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        cls.names.add(getattr(func, "__name__", str(func)))
+        return super().__torch_function__(func, types, args, kwargs or {})
 
 
 class RecordOperations(TorchDispatchMode):
