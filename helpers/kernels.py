@@ -13,11 +13,9 @@ uses them) or a replaced ``forward``, tensor subclasses and FX tracing, ``torch.
 torch-function modes such as ``FlopCounterMode``.
 """
 import torch
-import torch.autograd.forward_ad as forward_ad
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.modules import module as _module
-from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 _AGREES = {}  # dtype -> whether oneDNN's fused kernel computes what it should on this machine
 
@@ -76,23 +74,24 @@ def _needs_grad(*tensors):
 
 
 def _watched_or_transformed():
-    """Whether something traces, transforms or intercepts operations now (the fused op has no rules for it)."""
-    return (torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting()
-            or forward_ad._current_level >= 0                      # forward-mode AD: tangents ride along
-            or torch._C._functorch.peek_interpreter_stack() is not None  # torch.func transforms
-            or _get_current_dispatch_mode() is not None             # FlopCounterMode, FakeTensorMode, ...
-            or _function_mode_other_than_default_device())
+    """Whether something traces, transforms or intercepts operations now (the fused op has no rules for it).
 
+    It asks PyTorch's private state; a PyTorch where any of that has moved counts as watched (no fusion)."""
+    try:
+        import torch.autograd.forward_ad as forward_ad
+        from torch.overrides import _get_current_function_mode_stack
+        from torch.utils._device import DeviceContext
+        from torch.utils._python_dispatch import _get_current_dispatch_mode
 
-def _function_mode_other_than_default_device():
-    """A torch-function mode is active that would see the fused op instead of the two steps
-    (``torch.set_default_device`` and ``with torch.device(...)`` push a harmless one)."""
-    if not torch._C._is_torch_function_mode_enabled():
-        return False
-    from torch.overrides import _get_current_function_mode_stack
-    from torch.utils._device import DeviceContext
-
-    return any(not isinstance(mode, DeviceContext) for mode in _get_current_function_mode_stack())
+        return (torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting()
+                or forward_ad._current_level >= 0                      # forward-mode AD: tangents ride along
+                or torch._C._functorch.peek_interpreter_stack() is not None  # torch.func transforms
+                or _get_current_dispatch_mode() is not None             # FlopCounterMode, FakeTensorMode, ...
+                # a torch-function mode would see the fused op instead of the two steps, except the harmless
+                # one that torch.set_default_device and ``with torch.device(...)`` push
+                or any(not isinstance(mode, DeviceContext) for mode in _get_current_function_mode_stack()))
+    except (AttributeError, ImportError):
+        return True
 
 
 def fused_linear_gelu_works(dtype):

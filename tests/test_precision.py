@@ -295,6 +295,10 @@ def test_fused_mlp_runs_where_no_gradient_flows_computes_the_layers_and_leaves_t
             assert (kernels.fused_linear_gelu(x.detach(), weight) is not None) == available
     finally:
         torch.set_default_device(None)
+    # a PyTorch whose private state has moved: no fusion, and no error
+    with monkeypatch.context() as patch, torch.no_grad():
+        patch.delattr(torch._C._functorch, "peek_interpreter_stack")
+        assert kernels.fused_linear_gelu(x.detach(), weight) is None
     # a replaced layer (LoRA) runs the module's own layers
     fused_calls.clear()
     lora = apply_lora(classifier(), rank=2)
