@@ -2,18 +2,24 @@
 
 Everything a notebook calls is importable from here directly, e.g. ``from helpers import SpamDataset``.
 One definition, one home: notebooks display this code with ``show_source`` instead of copying it.
+
+The package has layers you can see in its folders:
+
+* the **lecture core**, at the top level: ``data``, ``tokenizer``, ``gpt``, ``weights``, ``classifier``,
+  ``training``, ``metrics``, ``inference``: the slides' functions and classes, written as the slides write
+  them. They import nothing but each other and ``storage``;
+* ``storage/``: paths, checked files and downloads, below everything;
+* the extras, around the core: ``fast/`` (the fast engine), ``classroom/`` (pipeline, checkpoints,
+  instructor mode, the book's numbers, measurements, slides, command line), ``activities/``,
+  ``beyond/`` (notebook 7) and ``figures/``.
 """
-from .activities import check_activity_1, check_activity_2, check_activity_3, check_activity_4
-from .book import (
-    BOOK_LOG,
-    BOOK_METRICS,
-    book_training_log,
-    compare_log_with_book,
-    compare_with_book,
-    seed_as_after_training,
+from .classifier import (
+    build_spam_classifier,
+    check_classifier,
+    classifier_parameter_counts,
+    prepare_for_classification,
+    unfreeze_top,
 )
-from .checkpoint import CheckpointError, default_checkpoint_dir, load_classifier, save_classifier
-from .classifier import build_spam_classifier, classifier_parameter_counts, prepare_for_classification
 from .data import (
     CLASS_NAMES,
     LABEL_MAP,
@@ -29,50 +35,25 @@ from .data import (
     random_split,
     sms_spam_source,
 )
-from .diagrams import plot_model_surgery, plot_pipeline, plot_training_loop
-from .download import DownloadError
-from .fast import CachedTop, FastEngineError, TrunkCache, train_classifier_fast, use_trunk_cache
-from .instructor import PrepareError, prepare, prepared_performance, prepared_seconds, replay_prepared_run
 from .gpt import (
     BASE_CONFIG,
+    FeedForward,
     GPTModel,
-    causal_attention,
+    LayerNorm,
+    MultiHeadAttention,
+    TransformerBlock,
     count_parameters,
     generate,
-    generate_token_ids,
+    generate_text_simple,
     get_model_config,
     model_configs,
     text_to_token_ids,
     token_ids_to_text,
 )
-from .inference import classify_review, classify_texts
-from .lora import LinearWithLoRA, LoRALayer, apply_lora, merge_lora
+from .inference import classify_review
 from .metrics import confusion_matrix, precision_recall_f1, predict_loader
-from .performance import compare_fp32_int8, quantize_int8
-from .paths import PROJECT_ROOT, data_dir, display_path, instructor_mode
-from .precision import PRECISIONS, bf16_native
-from .pipeline import LECTURE_SETTINGS, active_model_name, get_trained_classifier, train_spam_classifier
-from .plots import (
-    plot_causal_mask,
-    plot_class_counts,
-    plot_confusion_matrix,
-    plot_padded_batch,
-    plot_performance,
-    plot_strategies,
-    plot_token_lengths,
-    plot_values,
-)
-from .show import show_source
-from .strategies import STRATEGIES, bag_of_words_baseline, comparison_table, run_strategy
 from .tokenizer import END_OF_TEXT_ID, TokenizerFileError, get_gpt2_tokenizer
-from .training import (
-    calc_accuracy_loader,
-    calc_loss_batch,
-    calc_loss_loader,
-    evaluate_model,
-    max_steps_from_env,
-    train_classifier_simple,
-)
+from .training import calc_accuracy_loader, calc_loss_batch, calc_loss_loader, evaluate_model, train_classifier_simple
 from .weights import (
     TEST_MODEL_CONFIG,
     WeightsError,
@@ -83,4 +64,43 @@ from .weights import (
     set_seed,
     test_model_enabled,
 )
-from .widgets import spam_checker
+from .storage.download import DownloadError
+from .storage.paths import PROJECT_ROOT, StorageError, data_dir, display_path, instructor_mode
+
+# --------------------------------------------------------------------------- the extras
+from .activities import check_activity_1, check_activity_2, check_activity_3, check_activity_4, spam_checker
+from .beyond.lora import LinearWithLoRA, LoRALayer, apply_lora, merge_lora
+from .beyond.strategies import STRATEGIES, bag_of_words_baseline, comparison_table, run_strategy
+from .classroom.book import (
+    BOOK_LOG,
+    BOOK_METRICS,
+    book_training_log,
+    compare_log_with_book,
+    compare_with_book,
+    seed_as_after_training,
+)
+from .classroom.checkpoint import CheckpointError, default_checkpoint_dir, load_classifier, save_classifier
+from .classroom.instructor import (
+    PrepareError,
+    prepare,
+    prepared_performance,
+    prepared_seconds,
+    replay_prepared_run,
+)
+from .classroom.performance import compare_fp32_int8, quantize_int8
+from .classroom.pipeline import LECTURE_SETTINGS, active_model_name, get_trained_classifier, train_spam_classifier
+from .classroom.show import show_source
+from .fast.engine import CachedTop, FastEngineError, TrunkCache, train_classifier_fast, use_trunk_cache
+from .fast.inference import classify_texts
+from .fast.precision import PRECISIONS, bf16_native
+from .figures.diagrams import plot_model_surgery, plot_pipeline, plot_training_loop
+from .figures.plots import (
+    plot_causal_mask,
+    plot_class_counts,
+    plot_confusion_matrix,
+    plot_padded_batch,
+    plot_performance,
+    plot_strategies,
+    plot_token_lengths,
+    plot_values,
+)

@@ -1,9 +1,7 @@
 """Model surgery: a pretrained GPT-2 becomes a classifier (notebook 3's steps, in one place)."""
 import torch
-import torch.nn as nn
 
 from .gpt import GPTModel, count_parameters, get_model_config
-from .paths import instructor_mode
 from .weights import download_and_load_gpt2, get_device
 
 
@@ -16,8 +14,8 @@ def prepare_for_classification(model: GPTModel, num_classes=2, trainable_blocks=
     for param in model.parameters():
         param.requires_grad = False
     torch.manual_seed(seed)
-    head = nn.Linear(in_features=model.cfg["emb_dim"], out_features=num_classes)
-    model.out_head = head.to(model.tok_emb.weight.device)  # a new module: trainable by default
+    model.out_head = torch.nn.Linear(in_features=model.cfg["emb_dim"], out_features=num_classes)
+    model.out_head.to(model.tok_emb.weight.device)  # a new module: trainable by default
     return unfreeze_top(model, trainable_blocks)
 
 
@@ -29,6 +27,15 @@ def unfreeze_top(model, trainable_blocks=1):
     for param in model.final_norm.parameters():
         param.requires_grad = True
     return model
+
+
+def check_classifier(model):
+    """A clear error when ``model`` still has GPT-2's language-model head (the surgery was not done)."""
+    head, cfg = getattr(model, "out_head", None), getattr(model, "cfg", None)
+    if head is not None and cfg is not None and head.out_features == cfg["vocab_size"]:
+        raise ValueError(f"this model still predicts the {cfg['vocab_size']} tokens of GPT-2's vocabulary, not "
+                         "classes: it is the pretrained language model. Replace its head first with "
+                         "prepare_for_classification(model) (notebook 3), or use build_spam_classifier().")
 
 
 def classifier_parameter_counts(model_size="gpt2-small (124M)", num_classes=2) -> dict:
@@ -46,15 +53,7 @@ def classifier_parameter_counts(model_size="gpt2-small (124M)", num_classes=2) -
 
 
 def build_spam_classifier(model_size="gpt2-small (124M)", device=None, num_classes=2) -> GPTModel:
-    """Pretrained GPT-2 (or the announced test model) with notebook 3's surgery applied, on ``device``.
-
-    In instructor mode it reads its frozen trunk from the prepared cache (same results, faster).
-    """
+    """Pretrained GPT-2 (or the announced test model) with notebook 3's surgery applied, on ``device``."""
     model = download_and_load_gpt2(model_size)
     prepare_for_classification(model, num_classes)
-    model = model.to(device or get_device())
-    if instructor_mode():
-        from .fast import attach_prepared_trunk_cache
-
-        attach_prepared_trunk_cache(model)
-    return model
+    return model.to(device or get_device())

@@ -14,8 +14,8 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .download import DownloadError, atomic_write_bytes, download_file, sha256_of
-from .paths import ENV_SMS_ZIP, PROJECT_ROOT, data_dir, display_path
+from .storage.download import DownloadError, atomic_write_bytes, download_file, sha256_of
+from .storage.paths import ENV_SMS_ZIP, PROJECT_ROOT, data_dir, display_path
 
 SMS_SPAM_URLS = (
     "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip",

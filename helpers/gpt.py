@@ -1,13 +1,12 @@
 """GPT-2 in one short file, with the lecture's names (``trf_blocks``, ``final_norm``, ``out_head``).
 
 Numerically it is OpenAI's GPT-2: pre-LayerNorm transformer blocks, learned positional
-embeddings, tanh-approximated GELU and an output head tied to the token embedding.
+embeddings, tanh-approximated GELU and an output head tied to the token embedding. Like nanoGPT's
+``flash`` flag, one plain ``if`` lets attention run PyTorch's fused kernel for the same math.
 """
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-from .kernels import fused_mlp_hidden
 
 BASE_CONFIG = {
     "vocab_size": 50257,     # GPT-2's BPE vocabulary
@@ -34,11 +33,7 @@ def get_model_config(model_size: str) -> dict:
 
 
 class LayerNorm(nn.Module):
-    """Normalise each token's vector to mean 0 and variance 1, then scale and shift (learned).
-
-    The math is :meth:`normalize`; ``forward`` runs PyTorch's fused kernel for it
-    (``layer_norm``: one pass over the data instead of five), equal up to float rounding.
-    """
+    """Normalise each token's vector to mean 0 and variance 1, then scale and shift (both learned)."""
 
     def __init__(self, emb_dim, eps=1e-5):
         super().__init__()
@@ -46,101 +41,100 @@ class LayerNorm(nn.Module):
         self.scale = nn.Parameter(torch.ones(emb_dim))
         self.shift = nn.Parameter(torch.zeros(emb_dim))
 
-    def normalize(self, x):
+    def forward(self, x):
         mean = x.mean(dim=-1, keepdim=True)
         var = x.var(dim=-1, keepdim=True, unbiased=False)
-        return self.scale * (x - mean) / torch.sqrt(var + self.eps) + self.shift
-
-    def forward(self, x):
-        return F.layer_norm(x, self.scale.shape, self.scale, self.shift, self.eps)
-
-
-def causal_attention(queries, keys, values, dropout=None):
-    """The lecture's attention, written out: ``[batch, heads, tokens, head_dim]`` in and out.
-
-    Every query scores every key (scaled dot product), positions after the query are masked
-    with -inf, softmax turns each row of scores into weights, and the weights mix the values.
-    """
-    tokens, head_dim = queries.shape[-2], queries.shape[-1]
-    scores = queries @ keys.transpose(-2, -1) / head_dim**0.5
-    future = torch.triu(torch.ones(tokens, tokens, dtype=torch.bool, device=queries.device), diagonal=1)
-    weights = torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1)
-    if dropout is not None:
-        weights = dropout(weights)
-    return weights @ values
+        norm_x = (x - mean) / torch.sqrt(var + self.eps)
+        return self.scale * norm_x + self.shift
 
 
 class MultiHeadAttention(nn.Module):
     """Causal self-attention: each position looks only at itself and earlier positions.
 
-    The math is :func:`causal_attention`. ``forward`` hands it to PyTorch's fused kernel
-    (``scaled_dot_product_attention``), which computes the same function (up to float rounding)
-    without building the mask and the full score matrix. Set ``fused = False`` to run the
-    written-out version (it also runs while dropout is active).
+    ``flash = True`` hands the same math to PyTorch's fused ``scaled_dot_product_attention``
+    (equal up to float rounding, and faster); ``flash = False`` runs the written-out version.
     """
 
-    fused = True
+    flash = True
 
-    def __init__(self, d_in, d_out, num_heads, dropout=0.0, qkv_bias=False):
+    def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False):
         super().__init__()
         if d_out % num_heads:
             raise ValueError(f"emb_dim {d_out} must be divisible by n_heads {num_heads}")
-        self.num_heads, self.head_dim = num_heads, d_out // num_heads
+        self.d_out, self.num_heads, self.head_dim = d_out, num_heads, d_out // num_heads
         self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.out_proj = nn.Linear(d_out, d_out)
         self.dropout = nn.Dropout(dropout)
-
-    def split_heads(self, x):  # [batch, tokens, d_out] -> [batch, heads, tokens, head_dim]
-        batch, tokens, _ = x.shape
-        return x.view(batch, tokens, self.num_heads, self.head_dim).transpose(1, 2)
+        self.register_buffer("mask", torch.triu(torch.ones(context_length, context_length), diagonal=1),
+                             persistent=False)
 
     def forward(self, x):
-        batch, tokens, _ = x.shape
-        queries, keys, values = (self.split_heads(W(x)) for W in (self.W_query, self.W_key, self.W_value))
-        if self.fused and not (self.training and self.dropout.p > 0):
-            context = F.scaled_dot_product_attention(queries, keys, values, is_causal=True)
+        b, num_tokens, d_in = x.shape
+        # [b, num_tokens, d_out] -> [b, num_heads, num_tokens, head_dim]
+        queries = self.W_query(x).view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
+        keys = self.W_key(x).view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
+        values = self.W_value(x).view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
+
+        if self.flash:
+            dropout_p = self.dropout.p if self.training else 0.0
+            context_vec = F.scaled_dot_product_attention(queries, keys, values, dropout_p=dropout_p, is_causal=True)
         else:
-            context = causal_attention(queries, keys, values, self.dropout)
-        return self.out_proj(context.transpose(1, 2).reshape(batch, tokens, -1))
+            attn_scores = queries @ keys.transpose(2, 3)
+            mask_bool = self.mask.bool()[:num_tokens, :num_tokens]
+            attn_scores.masked_fill_(mask_bool, -torch.inf)
+            attn_weights = torch.softmax(attn_scores / keys.shape[-1] ** 0.5, dim=-1)
+            attn_weights = self.dropout(attn_weights)
+            context_vec = attn_weights @ values
+
+        context_vec = context_vec.transpose(1, 2).contiguous().view(b, num_tokens, self.d_out)
+        return self.out_proj(context_vec)
 
 
 class FeedForward(nn.Module):
-    """Linear → tanh-GELU → Linear. Where no gradient flows through it (inference, evaluation, the
-    frozen blocks), ``forward`` runs the first Linear and the GELU as one CPU kernel (same function,
-    see :mod:`helpers.kernels`); otherwise, or once its layers are replaced or hooked, ``self.layers``."""
+    """Linear (768 → 3072), tanh-approximated GELU, Linear (3072 → 768)."""
 
-    def __init__(self, emb_dim):
+    def __init__(self, cfg):
         super().__init__()
-        self.layers = nn.Sequential(nn.Linear(emb_dim, 4 * emb_dim), nn.GELU(approximate="tanh"),
-                                    nn.Linear(4 * emb_dim, emb_dim))
+        self.layers = nn.Sequential(
+            nn.Linear(cfg["emb_dim"], 4 * cfg["emb_dim"]),
+            nn.GELU(approximate="tanh"),
+            nn.Linear(4 * cfg["emb_dim"], cfg["emb_dim"]),
+        )
 
     def forward(self, x):
-        hidden = fused_mlp_hidden(self.layers, x)
-        return self.layers(x) if hidden is None else self.layers[2](hidden)
+        return self.layers(x)
 
 
 class TransformerBlock(nn.Module):
     def __init__(self, cfg):
         super().__init__()
+        self.att = MultiHeadAttention(d_in=cfg["emb_dim"], d_out=cfg["emb_dim"], context_length=cfg["context_length"],
+                                      num_heads=cfg["n_heads"], dropout=cfg["drop_rate"], qkv_bias=cfg["qkv_bias"])
+        self.ff = FeedForward(cfg)
         self.norm1 = LayerNorm(cfg["emb_dim"])
-        self.att = MultiHeadAttention(cfg["emb_dim"], cfg["emb_dim"], cfg["n_heads"], cfg["drop_rate"], cfg["qkv_bias"])
         self.norm2 = LayerNorm(cfg["emb_dim"])
-        self.ff = FeedForward(cfg["emb_dim"])
         self.drop_shortcut = nn.Dropout(cfg["drop_rate"])
 
     def forward(self, x):
-        x = x + self.drop_shortcut(self.att(self.norm1(x)))
-        return x + self.drop_shortcut(self.ff(self.norm2(x)))
+        shortcut = x
+        x = self.norm1(x)
+        x = self.att(x)
+        x = self.drop_shortcut(x)
+        x = x + shortcut
+
+        shortcut = x
+        x = self.norm2(x)
+        x = self.ff(x)
+        x = self.drop_shortcut(x)
+        return x + shortcut
 
 
 class GPTModel(nn.Module):
     def __init__(self, cfg):
         super().__init__()
-        missing = [key for key in CONFIG_KEYS if key not in cfg]
-        if missing:
-            raise ValueError(f"the model config lacks {missing}; start from get_model_config(...)")
+        check_config(cfg)
         self.cfg = dict(cfg)
         self.tok_emb = nn.Embedding(cfg["vocab_size"], cfg["emb_dim"])
         self.pos_emb = nn.Embedding(cfg["context_length"], cfg["emb_dim"])
@@ -151,12 +145,20 @@ class GPTModel(nn.Module):
         self.out_head.weight = self.tok_emb.weight  # GPT-2 ties its output head to the token embedding
 
     def forward(self, in_idx):
-        if in_idx.shape[1] > self.cfg["context_length"]:
-            raise ValueError(f"{in_idx.shape[1]} tokens exceed the context length {self.cfg['context_length']}")
-        positions = torch.arange(in_idx.shape[1], device=in_idx.device)
-        x = self.drop_emb(self.tok_emb(in_idx) + self.pos_emb(positions))
-        x = self.final_norm(self.trf_blocks(x))
+        batch_size, seq_len = in_idx.shape
+        tok_embeds = self.tok_emb(in_idx)
+        pos_embeds = self.pos_emb(torch.arange(seq_len, device=in_idx.device))
+        x = self.drop_emb(tok_embeds + pos_embeds)
+        x = self.trf_blocks(x)
+        x = self.final_norm(x)
         return self.out_head(x)
+
+
+def check_config(cfg):
+    """A clear error for a config that lacks a key (a model cannot be built from it)."""
+    missing = [key for key in CONFIG_KEYS if key not in cfg]
+    if missing:
+        raise ValueError(f"the model config lacks {missing}; start from get_model_config(...)")
 
 
 def count_parameters(model) -> tuple[int, int]:
@@ -168,40 +170,40 @@ def count_parameters(model) -> tuple[int, int]:
 # --------------------------------------------------------------------------- text generation
 def text_to_token_ids(text, tokenizer):
     """``text`` as a ``[1, n]`` tensor of token ids."""
-    return torch.tensor(tokenizer.encode(text, allowed_special={"<|endoftext|>"})).unsqueeze(0)
+    encoded = tokenizer.encode(text, allowed_special={"<|endoftext|>"})
+    return torch.tensor(encoded).unsqueeze(0)  # add the batch dimension
 
 
 def token_ids_to_text(token_ids, tokenizer):
-    return tokenizer.decode(token_ids.squeeze(0).tolist())
+    return tokenizer.decode(token_ids.squeeze(0).tolist())  # remove the batch dimension
 
 
-@torch.no_grad()
-def generate_token_ids(model, idx, max_new_tokens, context_size=None, temperature=0.0, top_k=None, eos_id=None):
-    """Append up to ``max_new_tokens`` tokens to ``idx`` (``[batch, n]``), one at a time.
-
-    ``temperature=0`` picks the most likely token (greedy); otherwise tokens are sampled from
-    the softmax of ``logits / temperature``, restricted to the ``top_k`` most likely if given.
-    """
-    context_size = context_size or model.cfg["context_length"]
-    model.eval()
+def generate_text_simple(model, idx, max_new_tokens, context_size):
+    """Append ``max_new_tokens`` tokens to ``idx`` (``[batch, n]``), each time the most likely one (greedy)."""
     for _ in range(max_new_tokens):
-        logits = model(idx[:, -context_size:])[:, -1, :]
-        if top_k is not None:
-            kth_best = torch.topk(logits, top_k).values[:, -1:]
-            logits = logits.masked_fill(logits < kth_best, float("-inf"))
-        if temperature > 0.0:
-            next_id = torch.multinomial(torch.softmax(logits / temperature, dim=-1), num_samples=1)
-        else:
-            next_id = logits.argmax(dim=-1, keepdim=True)
-        if eos_id is not None and (next_id == eos_id).all():
-            break
-        idx = torch.cat([idx, next_id], dim=1)
+        idx_cond = idx[:, -context_size:]  # no more than the model can read
+        with torch.no_grad():
+            logits = model(idx_cond)
+        logits = logits[:, -1, :]  # only the last position predicts the next token
+        idx_next = torch.argmax(logits, dim=-1, keepdim=True)
+        idx = torch.cat((idx, idx_next), dim=1)
     return idx
 
 
-def generate(model, tokenizer, start_context, max_new_tokens=25, temperature=0.0, top_k=None, eos_id=None):
-    """Continue ``start_context`` with ``max_new_tokens`` tokens and return the whole text (as on the slides)."""
+def generate(model, tokenizer, start_context, max_new_tokens=25):
+    """Continue ``start_context`` by ``max_new_tokens`` tokens and return the whole text (as on the slides)."""
+    check_language_model(model)
+    model.eval()
     device = next(model.parameters()).device
-    idx = text_to_token_ids(start_context, tokenizer).to(device)
-    out = generate_token_ids(model, idx, max_new_tokens, temperature=temperature, top_k=top_k, eos_id=eos_id)
-    return token_ids_to_text(out.cpu(), tokenizer)
+    encoded = text_to_token_ids(start_context, tokenizer).to(device)
+    token_ids = generate_text_simple(model, encoded, max_new_tokens, context_size=model.cfg["context_length"])
+    return token_ids_to_text(token_ids, tokenizer)
+
+
+def check_language_model(model):
+    """A clear error when ``model`` cannot generate text: its head predicts classes, not tokens."""
+    classes, vocab = model.out_head.out_features, model.cfg["vocab_size"]
+    if classes != vocab:
+        raise ValueError(f"this model's head predicts {classes} classes, not the {vocab} tokens of the vocabulary: "
+                         "it is a classifier and cannot generate text. Generate with the pretrained model, "
+                         "before the surgery (download_and_load_gpt2).")

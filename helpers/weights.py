@@ -14,9 +14,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from .download import DownloadError, download_file
+from .storage.download import DownloadError, download_file
 from .gpt import GPTModel, get_model_config
-from .paths import ENV_GPT2_DIR, ENV_TEST_MODEL, data_dir, display_path, env_flag
+from .storage.paths import ENV_GPT2_DIR, ENV_TEST_MODEL, data_dir, display_path, env_flag
 
 HF_REPOS = {
     "gpt2-small (124M)": "gpt2",

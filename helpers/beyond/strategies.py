@@ -12,10 +12,10 @@ import time
 
 import torch
 
-from .classifier import build_spam_classifier, unfreeze_top
-from .gpt import count_parameters
+from ..classifier import build_spam_classifier, unfreeze_top
+from ..gpt import count_parameters
 from .lora import apply_lora
-from .training import calc_accuracy_loader, train_classifier_simple
+from ..training import calc_accuracy_loader, train_classifier_simple
 
 
 def _lecture(model):
@@ -101,7 +101,7 @@ class _StageLog(io.TextIOBase):
         self.out.flush()
 
 
-def run_strategy(name, loaders, model_size="gpt2-small (124M)", device="cpu", num_epochs=5, max_steps=None,
+def run_strategy(name, loaders, model_size="gpt2-small (124M)", device="cpu", num_epochs=5,
                  lr=5e-5, weight_decay=0.1):
     """Train one strategy from the pretrained model; returns a row of the comparison table."""
     if name not in STRATEGIES:
@@ -114,11 +114,10 @@ def run_strategy(name, loaders, model_size="gpt2-small (124M)", device="cpu", nu
         model = STRATEGIES[name](model)
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
         train_classifier_simple(model, train_loader, val_loader, optimizer, device, num_epochs=num_epochs,
-                                eval_freq=50, eval_iter=5, max_steps=max_steps)
+                                eval_freq=50, eval_iter=5)
         trainable = count_parameters(model)[0]
     else:  # gradual unfreezing: one optimizer; newly unfrozen weights get their AdamW state when first updated
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-        per_epoch = None if max_steps is None else max(1, max_steps // num_epochs)
         trainable = 0
         for epoch in range(num_epochs):
             _gradual_unfreezing_stage(model, epoch)
@@ -127,7 +126,7 @@ def run_strategy(name, loaders, model_size="gpt2-small (124M)", device="cpu", nu
                   + (f" and the top {epoch} block(s)" if epoch else "") + " train")
             with contextlib.redirect_stdout(_StageLog(sys.stdout, epoch + 1, num_epochs, epoch * len(train_loader))):
                 train_classifier_simple(model, train_loader, val_loader, optimizer, device, num_epochs=1,
-                                        eval_freq=50, eval_iter=5, max_steps=per_epoch)
+                                        eval_freq=50, eval_iter=5)
     seconds = time.time() - start
     model.eval()
     return {"strategy": name, "trainable parameters": trainable, "training time (s)": seconds,

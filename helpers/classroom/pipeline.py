@@ -3,13 +3,13 @@ import time
 
 import torch
 
+from ..classifier import build_spam_classifier
+from ..data import get_spam_dataloaders
+from ..fast.engine import TrunkCache, train_classifier_fast, trunk_cache_dir, use_trunk_cache
+from ..storage.paths import display_path, instructor_mode
+from ..training import train_classifier_simple
+from ..weights import get_device, print_test_model_banner, test_model_enabled
 from .checkpoint import CheckpointError, default_checkpoint_dir, load_classifier, save_classifier
-from .classifier import build_spam_classifier
-from .data import get_spam_dataloaders
-from .fast import attach_prepared_trunk_cache, train_classifier_fast
-from .paths import display_path, instructor_mode
-from .training import max_steps_from_env, train_classifier_simple
-from .weights import get_device, print_test_model_banner, test_model_enabled
 
 DEFAULT_MODEL = "gpt2-small (124M)"
 #: The lecture's hyperparameters (eval_iter=5 reproduces the slides' accuracy table: 40 messages).
@@ -21,8 +21,7 @@ def active_model_name(model_size=DEFAULT_MODEL) -> str:
     return "test-model" if test_model_enabled() else model_size
 
 
-def train_spam_classifier(model_size=DEFAULT_MODEL, device=None, loaders=None, settings=None, max_steps=None,
-                          engine="exact"):
+def train_spam_classifier(model_size=DEFAULT_MODEL, device=None, loaders=None, settings=None, engine="exact"):
     """Load GPT-2, do the surgery and run the lecture's training; returns ``(model, history)``.
 
     ``engine="exact"`` trains with the fast engine's exact mode (the lecture's result, several
@@ -36,7 +35,7 @@ def train_spam_classifier(model_size=DEFAULT_MODEL, device=None, loaders=None, s
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"])
     start = time.time()
     arguments = dict(num_epochs=settings["num_epochs"], eval_freq=settings["eval_freq"],
-                     eval_iter=settings["eval_iter"], max_steps=max_steps)
+                     eval_iter=settings["eval_iter"])
     if engine == "exact":
         history = train_classifier_fast(model, train_loader, val_loader, optimizer, device, mode="exact",
                                         fallback=True, **arguments)
@@ -44,8 +43,7 @@ def train_spam_classifier(model_size=DEFAULT_MODEL, device=None, loaders=None, s
         history = train_classifier_simple(model, train_loader, val_loader, optimizer, device, **arguments)
     else:
         raise ValueError(f"engine must be 'exact' or 'lecture', got {engine!r}")
-    return model, {"settings": settings, "max_steps": max_steps, "engine": engine, "seconds": time.time() - start,
-                   "curves": history}
+    return model, {"settings": settings, "engine": engine, "seconds": time.time() - start, "curves": history}
 
 
 def get_trained_classifier(model_size=DEFAULT_MODEL, device=None, retrain=False):
@@ -64,13 +62,35 @@ def get_trained_classifier(model_size=DEFAULT_MODEL, device=None, retrain=False)
                 print_test_model_banner()
             print(f"Loaded the fine-tuned classifier from {display_path(folder)}.")
             if instructor_mode():
-                attach_prepared_trunk_cache(model)
+                model = attach_prepared_trunk_cache(model)
             return model, recipe
         except CheckpointError as exc:
             print(f"{exc}\nTraining one now with the fast engine (the lecture's result; this happens once, "
                   "then it is cached).")
     loaders = get_spam_dataloaders()
-    model, history = train_spam_classifier(model_size, device, loaders, max_steps=max_steps_from_env())
+    model, history = train_spam_classifier(model_size, device, loaders)
     save_classifier(model, folder, max_length=loaders[0].dataset.max_length,
-                    extra={"training": {k: history[k] for k in ("settings", "max_steps", "engine", "seconds")}})
+                    extra={"training": {k: history[k] for k in ("settings", "engine", "seconds")}})
     return load_classifier(folder, expected_model_name=name, device=device)
+
+
+_LOADED = {}  # prepared cache files already in memory: the trunk is the same for every classifier
+
+
+def attach_prepared_trunk_cache(model):
+    """Instructor mode: ``model`` reading its frozen trunk from the prepared cache, if there is one.
+
+    Returns a :class:`helpers.CachedTop` standing in for ``model`` (same results, many times faster), or
+    ``model`` itself when ``python -m helpers prepare`` built no cache for this trunk.
+    """
+    cache = TrunkCache(model, "exact")
+    path = cache.file_for(trunk_cache_dir())
+    if path not in _LOADED:
+        if not cache.load(trunk_cache_dir()):
+            print("Instructor mode: no prepared trunk cache for this model (run `python -m helpers prepare`); "
+                  "computing everything live.")
+            return model
+        _LOADED[path] = cache
+    print("Instructor mode: this classifier reads its frozen trunk from the prepared cache "
+          "(same results, many times faster).")
+    return use_trunk_cache(model, _LOADED[path])

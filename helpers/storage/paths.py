@@ -6,14 +6,13 @@ can change an environment variable and the next call sees it.
 import os
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 #: Environment variables the workbook reads (all optional).
 ENV_DATA_DIR = "WORKBOOK_DATA_DIR"        # where downloads and generated files go
 ENV_SMS_ZIP = "WORKBOOK_SMS_ZIP"          # a pre-staged copy of the SMS Spam Collection zip
 ENV_GPT2_DIR = "WORKBOOK_GPT2_DIR"        # a folder of pre-staged GPT-2 weights
 ENV_TEST_MODEL = "WORKBOOK_TEST_MODEL"    # "1": use the tiny random test model (CI, offline practice)
-ENV_MAX_STEPS = "WORKBOOK_MAX_STEPS"      # cap on training steps in the notebooks (CI keeps them fast)
 ENV_INSTRUCTOR = "WORKBOOK_INSTRUCTOR"    # "1": replay the runs prepared by `python -m helpers prepare`
 
 

@@ -8,7 +8,7 @@ float rounding on other hardware (the book ran on Apple's MPS).
 import torch
 
 from .pipeline import DEFAULT_MODEL, LECTURE_SETTINGS
-from .weights import test_model_enabled
+from ..weights import test_model_enabled
 
 BOOK_SEED = 123
 BOOK_DEVICE = 'an Apple "mps" GPU, torch 2.9.0'
@@ -122,19 +122,15 @@ def seed_as_after_training(train_loader, val_loader, recipe=None, seed=BOOK_SEED
     reading batches only: no model, no gradients, a fraction of a second.
 
     ``recipe`` is the checkpoint's recipe (see :func:`helpers.load_classifier`): its ``"training"``
-    entry says which settings and step cap the classifier was trained with (default: the lecture's).
+    entry says which settings the classifier was trained with (default: the lecture's).
     """
     training = (recipe or {}).get("training") or {}
     settings = {**LECTURE_SETTINGS, **(training.get("settings") or {})} if isinstance(training, dict) else None
-    max_steps = training.get("max_steps") if isinstance(training, dict) else None
     whole = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1  # noqa: E731
-    if settings is None or not all(whole(settings[k]) for k in ("num_epochs", "eval_freq", "eval_iter")) \
-            or not (max_steps is None or whole(max_steps)):
+    if settings is None or not all(whole(settings[k]) for k in ("num_epochs", "eval_freq", "eval_iter")):
         raise ValueError(f"the recipe's training entry {training!r} needs whole numbers ≥ 1 for num_epochs, "
-                         "eval_freq, eval_iter (and max_steps, if set); retrain the classifier (notebook 4).")
+                         "eval_freq and eval_iter; retrain the classifier (notebook 4).")
     num_epochs, eval_freq, eval_iter = settings["num_epochs"], settings["eval_freq"], settings["eval_iter"]
-    steps_per_epoch = len(train_loader)
-    total_steps = num_epochs * steps_per_epoch if max_steps is None else min(max_steps, num_epochs * steps_per_epoch)
 
     def evaluation_pass(loader):  # as calc_loss_loader / calc_accuracy_loader iterate it
         for i, _ in enumerate(loader):
@@ -145,13 +141,9 @@ def seed_as_after_training(train_loader, val_loader, recipe=None, seed=BOOK_SEED
     global_step = -1
     for _ in range(num_epochs):
         for _batch in train_loader:
-            if global_step + 1 >= total_steps:
-                break
             global_step += 1
             if global_step % eval_freq == 0:
                 evaluation_pass(train_loader)
                 evaluation_pass(val_loader)
         evaluation_pass(train_loader)
         evaluation_pass(val_loader)
-        if global_step + 1 >= total_steps:
-            break

@@ -10,10 +10,10 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_model
 
-from .classifier import unfreeze_top
-from .files import CorruptFileError, read_json, verify_checked, write_checked, write_json
-from .gpt import CONFIG_KEYS, GPTModel
-from .paths import data_dir
+from ..classifier import unfreeze_top
+from ..storage.files import CorruptFileError, read_json, verify_checked, write_checked, write_json
+from ..gpt import CONFIG_KEYS, GPTModel
+from ..storage.paths import data_dir
 
 WEIGHTS_FILE, RECIPE_FILE = "model.safetensors", "classifier.json"
 RECIPE_KEYS = ("model_name", "config", "num_classes", "max_length", "pad_token_id", "pooling")

@@ -14,8 +14,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from .download import DownloadError, atomic_write_bytes, download_file, sha256_of
-from .paths import ENV_INSTRUCTOR, PROJECT_ROOT, data_dir, display_path
+from ..storage.download import DownloadError, atomic_write_bytes, download_file, sha256_of
+from ..storage.paths import ENV_INSTRUCTOR, PROJECT_ROOT, data_dir, display_path
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 

@@ -1,5 +1,5 @@
 """Activity 4's interactive spam checker (ipywidgets): a text box, a button, a verdict and a confidence bar."""
-from .inference import classify_review
+from ..inference import classify_review
 
 
 def spam_checker(model, tokenizer, device, max_length, initial_text=""):

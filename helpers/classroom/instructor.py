@@ -23,15 +23,15 @@ from pathlib import Path
 import torch
 
 from .checkpoint import CheckpointError, default_checkpoint_dir, load_classifier, read_recipe, save_classifier
-from .data import SMS_SPAM_URLS, DatasetError, download_sms_spam_dataset, get_spam_dataloaders, prepare_spam_splits
-from .download import atomic_copy
-from .files import CorruptFileError, read_csv, read_json, verify_checked, write_csv, write_json
-from .gpt import GPTModel, get_model_config
-from .fast import trunk_cache_dir
-from .paths import ENV_INSTRUCTOR, PROJECT_ROOT, StorageError, data_dir, display_path
+from ..data import SMS_SPAM_URLS, DatasetError, download_sms_spam_dataset, get_spam_dataloaders, prepare_spam_splits
+from ..storage.download import atomic_copy
+from ..storage.files import CorruptFileError, read_csv, read_json, verify_checked, write_csv, write_json
+from ..gpt import GPTModel, get_model_config
+from ..fast.engine import trunk_cache_dir
+from ..storage.paths import ENV_INSTRUCTOR, PROJECT_ROOT, StorageError, data_dir, display_path
 from .slides import SlidesError, build_decks
 from .pipeline import DEFAULT_MODEL, LECTURE_SETTINGS, active_model_name
-from .weights import HF_MODEL_PAGE, HF_REPOS, WeightsError, gpt2_weights_path, load_weights_into_gpt, test_model_enabled
+from ..weights import HF_MODEL_PAGE, HF_REPOS, WeightsError, gpt2_weights_path, load_weights_into_gpt, test_model_enabled
 
 RUNS = ("exact", "flexible")
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
@@ -188,8 +188,8 @@ def _fetch_inputs(model_size, source):
 
 
 def _build_caches(model_size):
-    from .classifier import build_spam_classifier
-    from .fast import TrunkCache
+    from ..classifier import build_spam_classifier
+    from ..fast.engine import TrunkCache
 
     loaders = get_spam_dataloaders()
     with contextlib.redirect_stdout(io.StringIO()):  # no test-model banner here
@@ -206,8 +206,8 @@ def _build_caches(model_size):
 
 
 def _train_and_record(name, model_size):
-    from .classifier import build_spam_classifier
-    from .fast import TrunkCache, train_classifier_fast
+    from ..classifier import build_spam_classifier
+    from ..fast.engine import TrunkCache, train_classifier_fast
 
     record_path = _record_path(name, model_size)
     checkpoint = run_checkpoint(name, model_size)
@@ -252,7 +252,7 @@ def _train_and_record(name, model_size):
 
 def _project_lecture_loop(model_size, loaders, steps=3):
     """The lecture loop's full-run time on this machine, projected from a few measured steps."""
-    from .classifier import build_spam_classifier
+    from ..classifier import build_spam_classifier
     from .performance import project_training_seconds, seconds_per_eval_batch, seconds_per_step
 
     with contextlib.redirect_stdout(io.StringIO()):
@@ -266,7 +266,7 @@ def _project_lecture_loop(model_size, loaders, steps=3):
 
 def _measure_performance(model_size):
     from .performance import compare_fp32_int8
-    from .tokenizer import get_gpt2_tokenizer
+    from ..tokenizer import get_gpt2_tokenizer
 
     path = prepared_dir(model_size) / "performance.csv"
     try:

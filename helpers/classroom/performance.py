@@ -11,22 +11,25 @@ import warnings
 
 import torch
 
-from .inference import classify_review, classify_texts
-from .metrics import predict_loader
+from ..fast.inference import classify_texts
+from ..inference import classify_review
+from ..metrics import predict_loader
 from .pipeline import LECTURE_SETTINGS
-from .precision import autocast, bf16_native
-from .training import calc_loss_batch, calc_loss_loader
+from ..fast.engine import plain_model
+from ..fast.precision import autocast, bf16_native
+from ..training import calc_loss_batch, calc_loss_loader
 
 
 def latency_ms(model, tokenizer, device, texts, max_length, repeats=3, precision="fp32"):
     """Median and 95th-percentile time to classify one message (batch of 1), in milliseconds."""
-    classify_review(texts[0], model, tokenizer, device, max_length, precision=precision)  # warm-up
     times = []
-    for _ in range(repeats):
-        for text in texts:
-            start = time.perf_counter()
-            classify_review(text, model, tokenizer, device, max_length, precision=precision)
-            times.append((time.perf_counter() - start) * 1000)
+    with autocast(precision, device):  # the lecture's classify_review, in bf16 when asked
+        classify_review(texts[0], model, tokenizer, device, max_length)  # warm-up
+        for _ in range(repeats):
+            for text in texts:
+                start = time.perf_counter()
+                classify_review(text, model, tokenizer, device, max_length)
+                times.append((time.perf_counter() - start) * 1000)
     times.sort()
     return {"median_ms": statistics.median(times), "p95_ms": times[min(len(times) - 1, int(0.95 * len(times)))]}
 
@@ -94,7 +97,7 @@ def compare_fp32_int8(model, tokenizer, texts, max_length, data_loader, batch_si
     """
     import pandas as pd
 
-    fp32 = copy.deepcopy(model).cpu().eval()
+    fp32 = copy.deepcopy(plain_model(model)).cpu().eval()
     candidates = [("float32", fp32, "fp32"), ("int8 (dynamic)", quantize_int8(fp32), "fp32")]
     if bf16_native("cpu"):
         candidates.append(("bfloat16 (autocast)", fp32, "bf16"))

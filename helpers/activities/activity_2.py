@@ -1,0 +1,240 @@
+"""Activity 2 (notebook 2): the dataset class and the data loaders."""
+import sys
+
+import pandas as pd
+import torch
+
+from ..data import SpamDataset
+from .feedback import FAILED, Feedback, as_number, call, caller_names, fmt, untouched
+
+
+def _describe_items(my_item_ids, ref, index, expected_len, pad_id, split):
+    """A hint for an item whose token ids differ from SpamDataset's, naming the usual mistake."""
+    ids = list(my_item_ids)
+    real = ref.encoded_texts[index]  # truncated, unpadded
+    full = ref.tokenizer.encode(ref.data["Text"].iloc[index], disallowed_special=())
+    n = len(ids)
+    where = f"item {index} of {split}"
+    if ids == full and n < expected_len:
+        return (f"{where} has {n} ids, not {expected_len}: no padding. Pad every message with pad_token_id "
+                f"up to self.max_length: ids + [pad_token_id] * (self.max_length - len(ids))")
+    if n == expected_len and ids == [pad_id] * (n - len(real)) + real and len(real) < n:
+        return (f"{where} starts with padding: pad on the right, after the message "
+                "(the model reads its decision at the last position; notebook 3 shows why)")
+    if n != expected_len and ids[:len(real)] == real and set(ids[len(real):]) <= {pad_id}:
+        longest_tokens = max(len(ref.tokenizer.encode(t, disallowed_special=())) for t in ref.data["Text"])
+        longest_chars = max(len(t) for t in ref.data["Text"])
+        if n == longest_chars:
+            return (f"{where} is padded to {n}, the longest message in characters; "
+                    "take the max over the token-id lists: max(len(ids) for ids in self.encoded_texts)")
+        if n == longest_tokens and expected_len != longest_tokens:
+            return (f"{where} is padded to {n}, the longest message of this file, instead of the "
+                    f"max_length={expected_len} it was given: when max_length is given, truncate to it first, "
+                    "then pad every message up to max_length (not to the file's longest)")
+        return (f"{where} is padded to {n} ids, expected {expected_len}: the longest message of the file "
+                "when max_length is None, the given max_length otherwise")
+    if n > expected_len and ids[:len(full)] == full:
+        return (f"{where} has {n} ids, more than max_length={expected_len}: long messages are not truncated. "
+                "Cut each message to ids[:max_length] before padding")
+    if n == expected_len and len(full) > n and ids == full[-n:]:
+        return f"{where} keeps the END of a long message; keep its start: ids[:max_length]"
+    if n == expected_len and ids[:len(real)] == real and len(set(ids[len(real):])) == 1:
+        return f"{where} is padded with id {ids[-1]}; pad with pad_token_id ({pad_id}, <|endoftext|>)"
+    if ids[:len(real)] != real[:n]:
+        first = next((i for i, (a, b) in enumerate(zip(ids, real)) if a != b), min(n, len(real)))
+        return (f"{where} differs from the tokenizer's ids at position {first}: encode each message with "
+                "tokenizer.encode(text)")
+    return f"{where} has {n} ids that differ from SpamDataset's; compare my_item with SpamDataset's item {index}"
+
+
+def _compare_dataset(fb, cls_name, my_ds, ref, split, args_text):
+    """Compare the student's dataset with SpamDataset item by item; True when they agree."""
+    label = f"{cls_name}({args_text})"
+    n = call(fb, f"{label}.__len__()", my_ds.__len__)
+    if n is FAILED:
+        return False
+    if n is None:
+        fb.wrong(f"{cls_name}.__len__ returns None: is `return` missing? (return len(self.data))")
+        return False
+    if n != len(ref):
+        fb.wrong(f"len({label}) is {n}, expected {len(ref)}: the number of messages (rows of the CSV)")
+        return False
+    for index in range(len(ref)):
+        item = call(fb, f"{label}[{index}]", my_ds.__getitem__, index)
+        if item is FAILED:
+            return False
+        if item is None:
+            fb.wrong(f"{cls_name}.__getitem__ returns None: is `return` missing?")
+            return False
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            fb.wrong(f"{cls_name}.__getitem__ should return two tensors (token_ids, label), "
+                     f"got {type(item).__name__}")
+            return False
+        ids, target = item
+        ref_ids, ref_target = ref[index]
+        if not isinstance(ids, torch.Tensor):
+            fb.wrong(f"{cls_name}.__getitem__ returns the token ids as {type(ids).__name__}; batching needs a "
+                     "tensor: torch.tensor(ids, dtype=torch.long)")
+            return False
+        if not isinstance(target, torch.Tensor):
+            fb.wrong(f"{cls_name}.__getitem__ returns the label as {type(target).__name__}; return a tensor: "
+                     "torch.tensor(label, dtype=torch.long)")
+            return False
+        if ids.dtype != torch.long:
+            fb.wrong(f"the token ids are {ids.dtype}; the embedding layer needs integers: dtype=torch.long")
+            return False
+        if target.dtype != torch.long:
+            fb.wrong(f"the label is {target.dtype}; cross_entropy needs class indices: "
+                     "torch.tensor(label, dtype=torch.long)")
+            return False
+        if ids.dim() != 1:
+            fb.wrong(f"the token ids have shape {list(ids.shape)}; one message is a 1-D tensor of max_length ids")
+            return False
+        if not torch.equal(ids, ref_ids):
+            fb.wrong(_describe_items(ids.tolist(), ref, index, len(ref_ids), ref.pad_token_id, split))
+            return False
+        if target.dim() != 0 or target.item() != ref_target.item():
+            fb.wrong(f"item {index} of {split} has label {target.tolist()}, expected {ref_target.item()} "
+                     "(the Label column: 0 ham, 1 spam), as a 0-d tensor")
+            return False
+    return True
+
+
+def check_activity_2(MySpamDataset=..., my_train_dataset=..., my_val_dataset=..., first_inputs=..., first_labels=...,
+                     n_padding=..., *, paths, tokenizer):
+    """Activity 2 — implement the dataset and inspect the loaders.
+
+    ``MySpamDataset`` is compared item by item with :class:`helpers.SpamDataset` on the split files
+    ``paths`` (a dict with "train", "validation" and "test"): the training file with its automatic max
+    length (120), the validation file with max_length=120 and the test file with max_length=20.
+    ``my_train_dataset``/``my_val_dataset`` are the student's datasets; ``first_inputs``/``first_labels``
+    the first batch of their training loader, and ``n_padding`` the padding tokens of its first message.
+    """
+    answers = dict(MySpamDataset=MySpamDataset, my_train_dataset=my_train_dataset, my_val_dataset=my_val_dataset,
+                   first_inputs=first_inputs, first_labels=first_labels, n_padding=n_padding)
+    fb = Feedback("Activity 2: implement SpamDataset and inspect the loaders", caller_names(sys._getframe(1), answers))
+    reference = SpamDataset(paths["train"], tokenizer)
+    width = reference.max_length
+    _check_dataset_class(fb, MySpamDataset, reference, paths, tokenizer)
+
+    for key, split, expected_len in (("my_train_dataset", "train", len(reference)),
+                                     ("my_val_dataset", "validation", None)):
+        _check_student_dataset(fb, key, answers[key], split, expected_len, width, paths, tokenizer)
+
+    name_in, name_lab = fb.name("first_inputs"), fb.name("first_labels")
+    if untouched(first_inputs):
+        fb.skip("first_inputs")
+    elif not isinstance(first_inputs, torch.Tensor):
+        fb.wrong(f"{name_in} should be a tensor (first_inputs, first_labels = next(iter(my_train_loader))), "
+                 f"got {type(first_inputs).__name__}")
+    elif first_inputs.dim() != 2 or first_inputs.shape[1] != width:
+        fb.wrong(f"{name_in} has shape {list(first_inputs.shape)}, expected [batch size, {width}]: "
+                 f"8 messages of {width} token ids")
+    elif first_inputs.shape[0] != 8:
+        fb.wrong(f"{name_in} holds {first_inputs.shape[0]} messages; the lecture's loaders use batch_size=8")
+    elif first_inputs.dtype != torch.long:
+        fb.wrong(f"token ids should be integers (torch.long), got {first_inputs.dtype}")
+    else:
+        fb.ok(f"{name_in} has shape {list(first_inputs.shape)}: 8 messages of {width} token ids")
+    if untouched(first_labels):
+        fb.skip("first_labels")
+    elif not isinstance(first_labels, torch.Tensor) or first_labels.dim() != 1:
+        fb.wrong(f"{name_lab} should be a 1-D tensor, one label per message (shape [8])")
+    elif isinstance(first_inputs, torch.Tensor) and first_inputs.dim() == 2 and len(first_labels) != len(first_inputs):
+        fb.wrong(f"{name_lab} has {len(first_labels)} labels for {len(first_inputs)} messages; take both from the same batch")
+    elif not set(first_labels.tolist()) <= {0, 1}:
+        fb.wrong(f"labels should be 0 (ham) or 1 (spam), got {sorted(set(first_labels.tolist()))}")
+    else:
+        fb.ok(f"{name_lab} = {first_labels.tolist()}")
+
+    if untouched(n_padding):
+        fb.skip("n_padding")
+    elif not (isinstance(first_inputs, torch.Tensor) and first_inputs.dim() == 2):
+        fb.wrong(f"{fb.name('n_padding')} needs {name_in} first")
+    else:
+        expected = int((first_inputs[0] == reference.pad_token_id).sum())
+        got = as_number(fb, "n_padding", n_padding)
+        if got is None:
+            pass
+        elif got == expected:
+            fb.ok(f"{fb.name('n_padding')} = {expected}: {width - expected} real tokens, then {expected} × "
+                  f"{reference.pad_token_id}")
+        elif got == width - expected:
+            fb.wrong(f"{fb.name('n_padding')} = {fmt(got)} counts the real tokens; count the padding ids: "
+                     f"({name_in}[0] == {reference.pad_token_id}).sum()")
+        else:
+            fb.wrong(f"{fb.name('n_padding')} = {fmt(got)}, expected {expected}: "
+                     f"({name_in}[0] == {reference.pad_token_id}).sum()")
+    return fb.report()
+
+
+def _check_dataset_class(fb, cls, reference, paths, tokenizer):
+    key = "MySpamDataset"
+    name = fb.name(key)
+    if untouched(cls):
+        fb.skip(key)
+        return
+    if not callable(cls):
+        fb.wrong(f"{name} should be a class (class {name}(Dataset): ...)")
+        return
+    cases = [("train", None, reference),
+             ("validation", reference.max_length, SpamDataset(paths["validation"], tokenizer, max_length=reference.max_length)),
+             ("test", 20, SpamDataset(paths["test"], tokenizer, max_length=20))]
+    for split, max_length, ref in cases:
+        args = f'paths["{split}"], tokenizer' + (f", max_length={max_length}" if max_length else "")
+        if max_length is None:
+            mine = call(fb, f"{name}({args})", cls, paths[split], tokenizer)
+        else:
+            mine = call(fb, f"{name}({args})", cls, paths[split], tokenizer, max_length=max_length)
+        if mine is FAILED:
+            return
+        if split == "train" and _untouched_dataset(mine):
+            fb.skip(key)
+            return
+        if not _compare_dataset(fb, name, mine, ref, split, args):
+            return
+    fb.ok(f"{name} gives the same {len(reference)} + {len(cases[1][2])} + {len(cases[2][2])} items as SpamDataset: "
+          f"padded to {reference.max_length} (train, validation) and truncated to 20 (test)")
+
+
+def _untouched_dataset(ds):
+    try:
+        return ds.__getitem__(0) is None and ds.__len__() is None
+    except Exception:
+        return False
+
+
+def _check_student_dataset(fb, key, ds, split, expected_len, width, paths, tokenizer):
+    name = fb.name(key)
+    if untouched(ds):
+        fb.skip(key)
+        return
+    n = call(fb, f"len({name})", len, ds)
+    if n is FAILED:
+        return
+    expected_len = expected_len if expected_len is not None else len(pd.read_csv(paths[split]))
+    if n != expected_len:
+        fb.wrong(f"{name} holds {n} messages, expected {expected_len}: build it from paths[\"{split}\"]")
+        return
+    item = call(fb, f"{name}[0]", ds.__getitem__, 0)
+    if item is FAILED:
+        return
+    try:
+        got = len(item[0])
+    except (TypeError, IndexError, KeyError):
+        fb.wrong(f"{name}[0] should be (token_ids, label), got {type(item).__name__}")
+        return
+    if got == width:
+        fb.ok(f"{name}: {n} messages of {width} token ids")
+        return
+    longest = {other: SpamDataset(paths[other], tokenizer).max_length for other in ("validation", "test")}
+    if split != "train" and got == longest[split]:
+        fb.wrong(f"{name} pads to {got}, the longest validation message: reuse the training length so every batch "
+                 f"has the same shape: max_length=my_train_dataset.max_length ({width})")
+    elif got in longest.values():
+        other = next(other for other, length in longest.items() if length == got)
+        fb.wrong(f"{name} pads to {got}, the longest message of the {other} file; the length comes from the "
+                 f"training file ({width}): MySpamDataset(paths[\"train\"], tokenizer)")
+    else:
+        fb.wrong(f"{name}'s items have {got} token ids, expected {width}")
+

@@ -1,0 +1,301 @@
+"""A fast fine-tuning engine: run the frozen trunk once, then train only the top.
+
+With the lecture's surgery, the embeddings and the first 11 blocks are frozen and dropout is
+off, so they map each message to the same activations in every epoch and every evaluation.
+We compute those once (:class:`TrunkCache`) and train the last block, the final LayerNorm and
+the head on them. Inside the last block only the position that the loss reads needs a query,
+an attention output and an MLP; keys and values are still needed at every position.
+
+:class:`CachedTop` stands in for the model: called on a batch of token ids, it returns logits
+of shape ``[batch, 1, classes]``, so the lecture's own ``calc_loss_batch``,
+``calc_accuracy_loader`` and ``train_classifier_simple`` run on it unchanged, with the same
+batches in the same order.
+
+Two modes:
+
+* ``"exact"``: the lecture's model. It reads position 119 of the padded message, and the
+  trained parameters equal those of ``train_classifier_simple`` (up to float rounding).
+* ``"flexible"``: a different, better model. It reads the **last real token**, as Hugging
+  Face's ``GPT2ForSequenceClassification`` does, and the trunk sees only real tokens (each
+  batch is padded just to its longest message). It is faster still, but its numbers are not
+  the lecture's.
+"""
+import hashlib
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from ..storage.files import CorruptFileError, remove_checked, verify_checked, write_checked
+from ..storage.paths import data_dir
+from ..training import train_classifier_simple
+from .blocks import last_block_at, trunk_blocks, trunk_forward
+from .precision import autocast, resolve_precision
+
+MODES = ("exact", "flexible")
+BF16_BATCH_TOKENS = 2048  # tokens per batch of a bf16 trunk pass (see TrunkCache._batches)
+
+
+class FastEngineError(ValueError):
+    """The fast engine would not compute the lecture's math for this model."""
+
+
+def check_fast_engine_applicable(model):
+    """Raise :class:`FastEngineError` unless only the last block, final norm and head train, without dropout."""
+    if model.cfg["drop_rate"] > 0:
+        raise FastEngineError(f"drop_rate is {model.cfg['drop_rate']}: with dropout every pass through the trunk "
+                              "differs, so cached activations would change the math. Set drop_rate to 0.")
+    last = f"trf_blocks.{len(model.trf_blocks) - 1}."
+    outside = [name for name, p in model.named_parameters()
+               if p.requires_grad and not name.startswith((last, "final_norm.", "out_head."))]
+    if outside:
+        raise FastEngineError(f"{len(outside)} trainable parameter tensors lie below the last block (e.g. "
+                              f"{outside[:2]}): the trunk would change while training, so it cannot be cached.")
+
+
+class TrunkCache:
+    """Trunk activations per message, looked up by the message's token ids and filled on demand.
+
+    ``exact`` mode keeps all positions of the padded message; ``flexible`` mode keeps only the
+    real tokens (causal attention: padding after a token never changes that token's activations).
+    A message seen for the first time is run through the trunk right away; :meth:`add` does that
+    for many messages at once, in batches of similar length, which is faster. ``precision="bf16"``
+    runs the trunk in bfloat16 where the hardware has it (activations are stored in float32).
+    """
+
+    def __init__(self, model, mode="exact", pad_token_id=50256, precision="fp32"):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        check_fast_engine_applicable(model)
+        self.model, self.mode, self.pad_token_id = model, mode, pad_token_id
+        self.precision = resolve_precision(precision, model.tok_emb.weight.device, announce="once")
+        self.index, self.activations = {}, []  # token-id bytes -> position in self.activations
+        self._blocks = None  # the engine's trunk blocks (helpers.fast.blocks), made on the first trunk pass
+
+    def __len__(self):
+        return len(self.activations)
+
+    @classmethod
+    def prepared(cls, model, mode="exact"):
+        """A cache filled from ``data/trunk_cache`` when ``python -m helpers prepare`` built one for this trunk."""
+        cache = cls(model, mode)
+        cache.load(trunk_cache_dir())
+        return cache
+
+    def _length(self, rows):
+        return (rows != self.pad_token_id).sum(dim=1) if self.mode == "flexible" else torch.full((len(rows),), rows.shape[1])
+
+    def _batches(self, order, lengths, batch_size):
+        """Consecutive slices of ``order`` (messages sorted by length): ``batch_size`` messages each,
+        or by default 16 in float32 and, in bf16, as many as hold about ``BF16_BATCH_TOKENS`` tokens
+        (the CPU's bf16 matrix units want many rows; short messages then go a hundred at a time).
+        Both defaults were measured fastest on a 2-core CPU with AMX."""
+        if batch_size or self.precision != "bf16":
+            step = batch_size or 16
+            return [order[start:start + step] for start in range(0, len(order), step)]
+        batches, start, sorted_lengths = [], 0, lengths[order].tolist()
+        while start < len(order):
+            end, tokens = start + 1, sorted_lengths[start]
+            while end < len(order) and tokens + sorted_lengths[end] <= BF16_BATCH_TOKENS:
+                tokens += sorted_lengths[end]
+                end += 1
+            batches.append(order[start:end])
+            start = end
+        return batches
+
+    def add(self, rows, batch_size=None, progress=False):
+        """Run the trunk over every row of ``rows`` (token ids, ``[n, T]``) not cached yet,
+        in batches of messages of similar length (see :meth:`_batches`)."""
+        rows = torch.unique(rows, dim=0)
+        rows = rows[[row.numpy().tobytes() not in self.index for row in rows]] if len(self.index) else rows
+        if len(rows) == 0:
+            return self
+        lengths = self._length(rows)
+        order = torch.argsort(lengths, stable=True)
+        device = self.model.tok_emb.weight.device
+        self.model.eval()
+        if self._blocks is None:
+            self._blocks = trunk_blocks(self.model, torch.bfloat16 if self.precision == "bf16" else torch.float32)
+        for chunk in tqdm(self._batches(order, lengths, batch_size), desc=f"Caching the frozen trunk ({self.mode})",
+                          unit="batch", disable=not progress):
+            chunk_lengths = lengths[chunk].tolist()
+            ids = rows[chunk, :max(chunk_lengths)].to(device)
+            with autocast(self.precision, device):  # for blocks that are not plain; the engine's own cast once
+                hidden = trunk_forward(self.model, ids, self._blocks)
+            hidden = hidden.to(self.model.tok_emb.weight.dtype).cpu()  # float32 under bf16 autocast too
+            for i, row, length in zip(chunk.tolist(), hidden, chunk_lengths):
+                self.index[rows[i].numpy().tobytes()] = len(self.activations)
+                self.activations.append(row[:length].clone())
+        return self
+
+    def add_datasets(self, datasets, progress=True):
+        """Cache every message of some ``SpamDataset``-like datasets (items are ``(token_ids, label)``)."""
+        return self.add(torch.stack([ds[i][0] for ds in datasets for i in range(len(ds))]), progress=progress)
+
+    def lookup(self, input_ids, device):
+        """The cached trunk output for a batch of token ids, and the position to read for each message."""
+        keys = [row.numpy().tobytes() for row in input_ids.cpu()]
+        if any(key not in self.index for key in keys):
+            self.add(input_ids.cpu(), batch_size=len(input_ids))  # only the messages not seen before
+        pieces = [self.activations[self.index[key]] for key in keys]
+        lengths = torch.tensor([len(piece) for piece in pieces])
+        x = torch.nn.utils.rnn.pad_sequence(pieces, batch_first=True)  # zeros after each message's end
+        return x.to(device), (lengths - 1).to(device)
+
+    # -- on disk: keyed by the trunk's weights and the mode; each message keyed by its token ids
+    def file_for(self, folder) -> Path:
+        kind = self.mode if self.precision == "fp32" else f"{self.mode}-{self.precision}"
+        return Path(folder) / f"trunk-{kind}-{_trunk_fingerprint(self.model, kind)[:16]}.safetensors"
+
+    def save(self, folder) -> Path:
+        path = self.file_for(folder)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        keys = sorted(self.index, key=self.index.get)
+        rows = torch.stack([torch.frombuffer(bytearray(key), dtype=torch.long) for key in keys])
+        tensors = {"rows": rows, "lengths": torch.tensor([len(a) for a in self.activations]),
+                   "activations": torch.cat(self.activations)}
+        # a uniquely named temporary file and a checksum: concurrent saves never collide
+        return write_checked(path, writer=lambda tmp: save_file(tensors, tmp))
+
+    def load(self, folder) -> bool:
+        """Fill the cache from ``folder`` if it holds this trunk's file; True if it did.
+
+        A file that fails its checksum or does not fit this trunk is deleted (so the next
+        ``prepare`` rebuilds it) and the cache stays as it was: False.
+        """
+        path = self.file_for(folder)
+        if not path.is_file():
+            return False
+        try:
+            verify_checked(path)
+            saved = load_file(str(path))
+            rows, lengths, activations = saved["rows"], saved["lengths"], saved["activations"]
+            width = self.model.cfg["emb_dim"]
+            if (rows.dtype != torch.long or lengths.dtype != torch.long or rows.ndim != 2 or activations.ndim != 2
+                    or activations.shape[1] != width or len(lengths) != len(rows)
+                    or int(lengths.sum()) != len(activations) or not torch.isfinite(activations).all()):
+                raise ValueError("its tensors do not have the shapes and types of a trunk cache")
+        except (CorruptFileError, SafetensorError, KeyError, ValueError, RuntimeError, OSError) as exc:
+            print(f"The trunk cache {path.name} cannot be used ({exc}); it was deleted and will be rebuilt.")
+            remove_checked(path)
+            return False
+        for row, piece in zip(saved["rows"], torch.split(saved["activations"], saved["lengths"].tolist())):
+            key = row.numpy().tobytes()
+            if key not in self.index:
+                self.index[key] = len(self.activations)
+                self.activations.append(piece)
+        return True
+
+
+def _trunk_fingerprint(model, mode):
+    digest = hashlib.sha256(f"{mode}|{model.cfg}".encode())
+    for module in (model.tok_emb, model.pos_emb, *model.trf_blocks[:-1]):
+        for tensor in module.state_dict().values():
+            digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def top_logits(model, cache, input_ids):
+    """The classifier's logits at the read position, ``[batch, 1, classes]``, from cached trunk activations."""
+    x, positions = cache.lookup(input_ids, model.out_head.weight.device)
+    return model.out_head(model.final_norm(last_block_at(model.trf_blocks[-1], x, positions)))
+
+
+class CachedTop(nn.Module):
+    """Stands in for a classifier whose frozen trunk is in ``cache``: token ids → logits ``[batch, 1, classes]``.
+
+    Everything that reads ``model(x)[:, -1, :]`` (the lecture's accuracy, loss and training loop,
+    ``predict_loader``, ``classify_review``) gives the classifier's numbers, many times faster. The
+    classifier itself is ``.model``, unchanged; its attributes (``cfg``, ``out_head`` …), ``state_dict``
+    and ``load_state_dict`` are read through. If its trunk stops being frozen (more layers unfrozen, LoRA
+    added) it computes everything live.
+    """
+
+    def __init__(self, model, cache):
+        super().__init__()
+        check_fast_engine_applicable(model)
+        self.model, self.cache = model, cache
+
+    def forward(self, input_ids):
+        try:  # checked on every call: a trunk made trainable since must be computed live
+            check_fast_engine_applicable(self.model)
+        except FastEngineError:
+            return self.model(input_ids)
+        return top_logits(self.model, self.cache, input_ids)
+
+    def __getattr__(self, name):  # the classifier's own attributes: cfg, out_head, trf_blocks, ...
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            model = self.__dict__.get("_modules", {}).get("model")
+            if model is None:  # half-built (copy, unpickling): nothing to read through yet
+                raise
+            return getattr(model, name)
+
+    def state_dict(self, *args, **kwargs):
+        return self.model.state_dict(*args, **kwargs)
+
+    def load_state_dict(self, *args, **kwargs):
+        return self.model.load_state_dict(*args, **kwargs)
+
+
+def use_trunk_cache(model, cache):
+    """``model`` reading its frozen trunk from ``cache`` (a :class:`CachedTop`; ``model`` itself is unchanged)."""
+    return CachedTop(model, cache)
+
+
+def plain_model(model):
+    """The classifier itself, for a model that may be a :class:`CachedTop` standing in for it."""
+    return model.model if isinstance(model, CachedTop) else model
+
+
+def train_classifier_fast(model, train_loader, val_loader, optimizer, device, num_epochs, eval_freq, eval_iter,
+                          mode="exact", cache=None, fallback=False, precision=None):
+    """``train_classifier_simple`` on cached trunk activations: same arguments, same log, same return value.
+
+    ``mode="exact"`` trains the lecture's model; ``mode="flexible"`` trains the last-real-token
+    variant. The training messages are run through the trunk once up front; any other message
+    (the validation batches the loop evaluates) the first time it is read. If the model does not
+    allow the engine (dropout, or trainable layers below the last block), it raises
+    :class:`FastEngineError`, or with ``fallback=True`` says so and runs the lecture loop instead.
+
+    ``precision`` (``"fp32"``, ``"bf16"`` or ``"auto"``, see :mod:`helpers.fast.precision`) applies to
+    the trunk pass, where the work is (and, when ``fallback=True`` runs the lecture loop instead,
+    to that whole loop): by default exact mode stays in float32 (the lecture's numbers) and flexible
+    mode uses bfloat16 where the hardware has it (``"auto"``). The training steps always run in
+    float32: a step multiplies 8 rows by the 7M trainable weights, so its time is spent reading
+    weights, gradients and AdamW's moments from memory, and bf16 autocast would only add a cast of
+    every weight per step (measured slower, see ``benchmarks/finetune_speed.py``).
+    """
+    if precision is None:
+        precision = cache.precision if cache is not None else ("fp32" if mode == "exact" else "auto")
+    try:
+        check_fast_engine_applicable(model)
+    except FastEngineError as exc:
+        if not fallback:
+            raise
+        print(f"The fast engine does not apply: {exc}\nFalling back to the lecture loop (train_classifier_simple).")
+        with autocast(resolve_precision(precision, device), device):
+            return train_classifier_simple(model, train_loader, val_loader, optimizer, device, num_epochs,
+                                           eval_freq, eval_iter)
+    cache = cache if cache is not None else TrunkCache(model, mode, precision=precision)
+    if cache.mode != mode or cache.model is not model:
+        raise ValueError(f"the cache was built for mode {cache.mode!r} of another model; build one for this model")
+    precision = resolve_precision(precision, device, announce=False)
+    if cache.precision != precision:
+        raise ValueError(f"the cache was built in {cache.precision}, but precision={precision!r} was asked for; "
+                         "build a cache with the same precision")
+    start = time.time()
+    cache.add_datasets([train_loader.dataset])
+    print(f"Trunk cache: {len(cache)} training messages in {time.time() - start:.1f} s.")
+    return train_classifier_simple(CachedTop(model, cache), train_loader, val_loader, optimizer, device,
+                                   num_epochs, eval_freq, eval_iter)
+
+
+def trunk_cache_dir() -> Path:
+    """Where prepared trunk caches live (``data/trunk_cache``)."""
+    return data_dir() / "trunk_cache"

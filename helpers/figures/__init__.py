@@ -1,0 +1,1 @@
+"""The workbook's figures: plots of data and results, and diagrams of the model and the pipeline."""
