@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from helpers import (  # noqa: E402
     GPTModel,
+    bf16_native,
     classify_texts,
     get_gpt2_tokenizer,
     get_model_config,
@@ -47,7 +48,6 @@ from helpers import (  # noqa: E402
     prepare_for_classification,
     prepare_spam_splits,
 )
-from helpers.precision import bf16_native  # noqa: E402
 
 MAX_LENGTH, PADDED_BATCH, OWN_BATCH, CHUNK = 120, 8, 32, 100
 PADDED_TURN = 32  # padded reading: messages per turn within a chunk (4 batches of 8)

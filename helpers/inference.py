@@ -22,10 +22,12 @@ def check_classify_inputs(text, model, tokenizer, max_length):
     """Clear errors for what ``classify_review`` cannot read: no text, no classifier, too many tokens."""
     check_message(text)
     check_classifier(model)
-    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1):
-        raise ValueError(f"max_length must be a whole number of tokens (e.g. 120), got {max_length!r}")
+    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int)):
+        raise TypeError(f"max_length must be a whole number of tokens (e.g. 120), got {max_length!r}")
+    if max_length is not None and max_length < 1:
+        raise ValueError(f"max_length must be at least 1, got {max_length}")
     context = model.cfg["context_length"]
-    if (max_length or len(tokenizer.encode(text))) > context:
+    if (max_length or len(tokenizer.encode(text, disallowed_special=()))) > context:
         raise ValueError(f"the model reads at most {context} tokens; pass max_length={min(context, 120)} "
                          "(longer messages are then cut, as in training)")
 
@@ -35,8 +37,8 @@ def classify_review(text, model, tokenizer, device, max_length=None):
     check_classify_inputs(text, model, tokenizer, max_length)
     model.eval()
 
-    # Tokenize, truncate and pad as in training
-    token_ids = tokenizer.encode(text)
+    # Tokenize, truncate and pad as in training ("<|endoftext|>" in a message is text, as in SpamDataset)
+    token_ids = tokenizer.encode(text, disallowed_special=())
     if max_length:
         token_ids = token_ids[:max_length]
         token_ids += [50256] * (max_length - len(token_ids))  # pad with <|endoftext|>

@@ -69,6 +69,11 @@ def evaluate_model(model, train_loader, val_loader, device, eval_iter):
     return train_loss, val_loss
 
 
+def progress_bar(data_loader, desc):
+    """One pass over ``data_loader`` behind a progress bar (one iterator: one shuffle, as without the bar)."""
+    return tqdm(iter(data_loader), total=len(data_loader), desc=desc, leave=False, unit="step")
+
+
 def train_classifier_simple(model, train_loader, val_loader, optimizer, device, num_epochs, eval_freq, eval_iter):
     """The lecture's fine-tuning loop; returns ``train_losses, val_losses, train_accs, val_accs, examples_seen``."""
     check_classifier(model)
@@ -80,7 +85,7 @@ def train_classifier_simple(model, train_loader, val_loader, optimizer, device, 
     for epoch in range(num_epochs):
         model.train()  # Set model to training mode
 
-        for input_batch, target_batch in tqdm(train_loader, desc=f"Epoch {epoch + 1}", leave=False):
+        for input_batch, target_batch in progress_bar(train_loader, f"Epoch {epoch + 1}"):
             optimizer.zero_grad()  # Reset loss gradients from the previous batch iteration
             loss = calc_loss_batch(input_batch, target_batch, model, device)
             loss.backward()  # Calculate loss gradients

@@ -1,11 +1,57 @@
+"""Shared fixtures: the shipped dataset, offline folders, a loopback file server, and the tiny models and
+messages that most tests are built from (factories, so each test makes its own fresh model)."""
 import http.server
 import os
 import threading
 from pathlib import Path
 
 import pytest
+import torch
 
-from helpers.paths import ENV_SMS_ZIP, PROJECT_ROOT
+from helpers import GPTModel, get_gpt2_tokenizer, prepare_for_classification
+from helpers.storage.paths import ENV_SMS_ZIP, PROJECT_ROOT
+
+#: A GPT small enough to train in seconds, with GPT-2's vocabulary and a context longer than the lecture's 120.
+TINY_CONFIG = {"vocab_size": 50257, "context_length": 128, "emb_dim": 32, "n_heads": 4, "n_layers": 2,
+               "drop_rate": 0.0, "qkv_bias": True}
+#: Messages of every kind a classifier meets: clear spam, clear ham, very short, long, repeated.
+MESSAGES = ("Free money! Click now!", "Meeting at 3pm today", "Win a free prize today!", "ok",
+            "Your package will arrive tomorrow", "URGENT: Claim your reward now!!! Call 09061701461 " * 8)
+
+
+def make_gpt(seed=0, **config):
+    """A tiny GPTModel with random weights (``config`` overrides ``TINY_CONFIG``), in eval mode."""
+    torch.manual_seed(seed)
+    return GPTModel({**TINY_CONFIG, **config}).eval()
+
+
+def make_classifier(seed=0, num_classes=2, **config):
+    """A tiny GPT after the lecture's surgery, its head scaled up so that the classes' scores differ clearly."""
+    model = prepare_for_classification(make_gpt(seed, **config), num_classes=num_classes)
+    torch.nn.init.normal_(model.out_head.weight, std=0.5)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt():
+    """Factory: ``tiny_gpt(seed=0, **config)``, a fresh tiny GPTModel."""
+    return make_gpt
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier():
+    """Factory: ``tiny_classifier(seed=0, num_classes=2, **config)``, a fresh tiny classifier."""
+    return make_classifier
+
+
+@pytest.fixture(scope="session")
+def messages():
+    return list(MESSAGES)
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return get_gpt2_tokenizer()
 
 
 SHIPPED_ZIP = PROJECT_ROOT / "datasets" / "sms_spam_collection.zip"
@@ -73,3 +119,36 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     if report.when == "call":
         item.rep_call = report
+
+
+def _run_cli(*args, stdin=None, env=None):
+    """``python -m helpers ARGS`` in a fresh process: the completed process (bytes in and out)."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "helpers", *args], input=stdin, capture_output=True,
+                          cwd=PROJECT_ROOT, timeout=120, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="session")
+def run_cli():
+    """Runs ``python -m helpers ARGS`` in a fresh process: ``run_cli("classify", "hello", stdin=b"...")``."""
+    return _run_cli
+
+
+def make_hf_weights(seed=0, **config):
+    """Hugging Face GPT-2 tensors (random, the layout of OpenAI's ``model.safetensors``) for ``TINY_CONFIG``."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    cfg = {**TINY_CONFIG, **config}
+    torch.manual_seed(seed)
+    hf = GPT2LMHeadModel(GPT2Config(vocab_size=cfg["vocab_size"], n_positions=cfg["context_length"],
+                                    n_embd=cfg["emb_dim"], n_layer=cfg["n_layers"], n_head=cfg["n_heads"]))
+    return {name.removeprefix("transformer."): tensor.clone() for name, tensor in hf.state_dict().items()
+            if name.startswith("transformer.")}
+
+
+@pytest.fixture(scope="session")
+def hf_weights():
+    """Factory: ``hf_weights(seed=0, **config)``, GPT-2 tensors as Hugging Face stores them, random."""
+    return make_hf_weights

@@ -1,6 +1,5 @@
 """Activity checkers, tried as a student would: untouched cells never crash, every usual wrong answer is
 rejected with the hint that names its mistake, and right answers written in several styles are accepted."""
-import itertools
 
 import numpy as np
 import pandas as pd
@@ -10,21 +9,18 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from helpers import (
-    GPTModel,
     SpamDataset,
     check_activity_1,
     check_activity_2,
     check_activity_3,
     check_activity_4,
+    spam_checker,
     create_dataloaders,
     download_sms_spam_dataset,
-    get_gpt2_tokenizer,
     load_sms_spam,
-    prepare_for_classification,
     random_split,
 )
-from helpers.activities import _loss_candidates, _probe, _probe_candidates
-from helpers.paths import PROJECT_ROOT
+from helpers.storage.paths import PROJECT_ROOT
 
 SOLUTIONS = PROJECT_ROOT / "notebooks" / "solutions"
 
@@ -37,11 +33,6 @@ def run_solution(name, namespace):
 @pytest.fixture(scope="module")
 def df(staged_zip, tmp_path_factory):
     return load_sms_spam(download_sms_spam_dataset(staged_zip, tmp_path_factory.mktemp("raw")))
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return get_gpt2_tokenizer()
 
 
 @pytest.fixture(scope="module")
@@ -405,30 +396,12 @@ WRONG_LOSS = {
 }
 
 
-def tiny_classifier():
-    torch.manual_seed(0)
-    return prepare_for_classification(GPTModel({"vocab_size": 50257, "context_length": 128, "emb_dim": 32,
-                                                "n_heads": 4, "n_layers": 2, "drop_rate": 0.0, "qkv_bias": True}))
-
-
 @pytest.fixture(scope="module")
-def real(split_dir, tokenizer):
+def real(split_dir, tokenizer, tiny_classifier):
     """A real validation loader (8, ..., 5 messages) and a tiny classifier."""
     train = SpamDataset(split_dir / "train.csv", tokenizer)
     val = SpamDataset(split_dir / "validation.csv", tokenizer, max_length=train.max_length)
     return create_dataloaders(train, val, val)[1], tiny_classifier()
-
-
-def test_the_probe_tells_every_accuracy_mistake_apart():
-    model, loader = _probe()
-    assert [len(y) for _, y in loader] == [8, 8, 8, 5]
-    for num_batches, same_as_right in ((None, {"ignores num_batches", "denominator: whole dataset"}),
-                                       (2, {"mean of batch accuracies", "denominator: batches × batch size"})):
-        values = {k: v for k, v in _probe_candidates(model, loader, num_batches).items() if k not in same_as_right}
-        assert all(abs(a - b) > 1e-3 for a, b in itertools.combinations([*values.values(), 0.5], 2)), values
-    inputs, targets = next(iter(loader))
-    losses = [*_loss_candidates(model, inputs, targets).values(), F.cross_entropy(model(inputs)[:, -1], targets).item()]
-    assert all(abs(a - b) > 1e-3 for a, b in itertools.combinations(losses, 2))
 
 
 @pytest.mark.parametrize("mistake", list(WRONG_ACCURACY))
@@ -562,3 +535,29 @@ def test_activity_3_check_leaves_the_global_generator_alone():
     before = torch.get_rng_state()
     check_activity_3(calc_accuracy_loader, calc_loss_batch, loader, model, "cpu")
     assert torch.equal(torch.get_rng_state(), before)
+
+
+@pytest.fixture(scope="module")
+def model(tiny_classifier):
+    return tiny_classifier(emb_dim=64)
+
+
+def test_widget_builds_and_classifies_without_a_front_end(model, tokenizer):
+    box = spam_checker(model, tokenizer, "cpu", 120, initial_text="Free money!")
+    label, probabilities = box.check("Free money!")
+    assert box.children[1].children[1].value == pytest.approx(float(probabilities[1]))
+    assert ("Spam" if label == 1 else "Ham") in box.children[2].value
+    assert box.check("   ") is None and "empty" in box.children[2].value
+
+
+def test_activity_4(model, tokenizer, capsys):
+    kwargs = dict(model=model, tokenizer=tokenizer, device="cpu", max_length=120)
+    assert check_activity_4(**kwargs) is False
+    assert "not attempted yet: my_spam, my_ham" in capsys.readouterr().out
+    assert check_activity_4("just one string", ["ok"], **kwargs) is False
+    assert "should be a non-empty list" in capsys.readouterr().out
+    namespace = {}
+    exec((PROJECT_ROOT / "notebooks" / "solutions" / "activity_4.py").read_text(), namespace)
+    assert check_activity_4(namespace["my_spam"], namespace["my_ham"], **kwargs) is True
+    out = capsys.readouterr().out
+    assert "The model agreed with you on" in out and "P(spam)" in out

@@ -20,7 +20,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers.paths import PROJECT_ROOT
+from helpers.storage.paths import PROJECT_ROOT
 
 CHROMIUM = os.environ.get("WORKBOOK_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 INSTALL_HELP = ("install Debian's Chromium (as root: apt-get install -y chromium fonts-noto-color-emoji) or set "
@@ -249,7 +249,7 @@ def test_rise_slides_fit_1280x720(lab, executed, page, name):
 
 # --------------------------------------------------------------------------- the offline deck
 def test_static_deck_navigates_with_the_network_blocked(page, tmp_path):
-    from helpers.slides import SlidesError, build_decks, fetch_vendor
+    from helpers.classroom.slides import SlidesError, build_decks, fetch_vendor
 
     try:
         fetch_vendor(retries=1)

@@ -1,6 +1,7 @@
 """The data stage: acquisition, preparation, SpamDataset and the loaders."""
 import hashlib
 import io
+import tracemalloc
 import zipfile
 
 import pandas as pd
@@ -21,7 +22,7 @@ from helpers import (
     sms_spam_source,
 )
 from helpers.data import SMS_SPAM_SHA256, SPLIT_NAMES
-from helpers.paths import PROJECT_ROOT
+from helpers.storage.paths import PROJECT_ROOT
 
 SHIPPED_ZIP = PROJECT_ROOT / "datasets" / "sms_spam_collection.zip"
 
@@ -85,8 +86,7 @@ def test_student_can_skip_the_shipped_copy_and_download(staged_zip, offline_env,
     assert sms_spam_source() == f"downloaded from {url[len('http://'):]} into {(offline_env / 'sms_spam_collection.zip').resolve()}"
 
 
-def test_damaged_shipped_copy_falls_back_to_download_and_says_how_to_restore(staged_zip, offline_env, tmp_path,
-                                                                            monkeypatch):
+def test_damaged_shipped_copy_falls_back_to_download_and_says_how_to_restore(staged_zip, offline_env, tmp_path, monkeypatch):
     damaged = tmp_path / "datasets" / "sms_spam_collection.zip"
     damaged.parent.mkdir()
     damaged.write_bytes(staged_zip.read_bytes()[:50_000])
@@ -273,3 +273,24 @@ def test_loaders_match_the_lecture(split_dir, tokenizer):
     first, second = epochs(create_dataloaders(train, val, test)[0]), epochs(create_dataloaders(train, val, test)[0])
     assert first == second
     assert first[0] != first[1]
+
+
+
+# --------------------------------------------------------------------------- 8. zip bomb
+def test_zip_bomb_is_refused_while_streaming(tmp_path):
+    bomb = tmp_path / "sms_spam_collection.zip"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("SMSSpamCollection", "w", force_zip64=True) as member:
+            block = b"\0" * (1 << 20)
+            for _ in range(64):  # 64 MB of zeros, ~64 KB compressed
+                member.write(block)
+    assert bomb.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(DatasetError, match="larger than 4 MB"):
+            download_sms_spam_dataset(local_copy=bomb, data_folder=tmp_path / "data")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16e6  # the 64 MB member was never held whole
+    assert not (tmp_path / "data" / "sms_spam_collection" / "SMSSpamCollection").exists()

@@ -1,8 +1,11 @@
 """The fast engine: equal to the lecture loop (exact), equal to last-real-token reading (flexible), honest refusals."""
 import copy
+import threading
 
+import numpy as np
 import pytest
 import torch
+from safetensors.torch import save_file
 from torch.utils.data import TensorDataset
 
 from helpers import (
@@ -11,12 +14,14 @@ from helpers import (
     GPTModel,
     TrunkCache,
     calc_accuracy_loader,
+    classify_texts,
     create_dataloaders,
     prepare_for_classification,
     train_classifier_fast,
     train_classifier_simple,
 )
-from helpers.fast import last_block_at, trunk_forward
+from helpers.fast.blocks import last_block_at, trunk_forward
+from helpers.storage.files import checksum_path
 
 CFG = {"vocab_size": 50257, "context_length": 40, "emb_dim": 32, "n_heads": 4, "n_layers": 3,
        "drop_rate": 0.0, "qkv_bias": True}
@@ -183,7 +188,7 @@ def test_trunk_of_padded_and_unpadded_message_agree():
 
 def test_cached_trunk_classifier_computes_live_once_the_trunk_trains():
     from helpers import use_trunk_cache
-    from helpers.lora import apply_lora
+    from helpers.beyond.lora import apply_lora
 
     model = classifier(torch.float32)
     reference = classifier(torch.float32)
@@ -196,3 +201,182 @@ def test_cached_trunk_classifier_computes_live_once_the_trunk_trains():
         apply_lora(cached)  # the trunk now has trainable LoRA matrices: computed live, full shape
         assert cached(inputs).shape == (8, inputs.shape[1], 2)
         assert torch.allclose(cached(inputs)[:, -1], reference(inputs)[:, -1], atol=1e-5)
+
+
+
+# --------------------------------------------------------------------------- 4. corrupted trunk cache
+def _cache_and_rows(model, tokenizer, messages):
+    ids = [tokenizer.encode(text)[:20] for text in messages]
+    rows = torch.tensor([row + [50256] * (20 - len(row)) for row in ids])
+    return model, rows, TrunkCache(model, "exact").add(rows)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "wrong values"])
+def test_a_corrupted_trunk_cache_is_deleted_and_rebuilt(tmp_path, tokenizer, capsys, damage, tiny_classifier, messages):
+    model, rows, cache = _cache_and_rows(tiny_classifier(), tokenizer, messages)
+    path = cache.save(tmp_path)
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[:200])
+    else:  # a valid safetensors file with other values
+        tensors = {"rows": rows, "lengths": torch.full((len(rows),), 20),
+                   "activations": torch.zeros(len(rows) * 20, model.cfg["emb_dim"])}
+        save_file(tensors, str(path))
+    fresh = TrunkCache(model, "exact")
+    assert fresh.load(tmp_path) is False and len(fresh) == 0
+    assert "will be rebuilt" in capsys.readouterr().out and not path.exists()
+    fresh.add(rows).save(tmp_path)
+    again = TrunkCache(model, "exact")
+    assert again.load(tmp_path) and torch.equal(again.lookup(rows, "cpu")[0], cache.lookup(rows, "cpu")[0])
+
+
+# --------------------------------------------------------------------------- 12. concurrent saves
+def test_concurrent_trunk_cache_saves_do_not_collide(tmp_path, tokenizer, tiny_classifier, messages):
+    _, _, cache = _cache_and_rows(tiny_classifier(), tokenizer, messages)
+    errors = []
+
+    def save_many():
+        try:
+            for _ in range(10):
+                cache.save(tmp_path)
+        except Exception as exc:  # noqa: BLE001 - collected and reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=save_many) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([cache.file_for(tmp_path).name,
+                                                                 checksum_path(cache.file_for(tmp_path)).name])
+    assert TrunkCache(cache.model, "exact").load(tmp_path)
+
+
+# --------------------------------------------------------------------------- the engine's blocks and kernel
+@pytest.mark.parametrize("dtype, atol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+def test_trunk_blocks_compute_what_the_lecture_blocks_compute(dtype, atol, tiny_classifier):
+    from helpers.fast.blocks import TrunkBlock, trunk_blocks
+
+    model = tiny_classifier(n_layers=3).to(dtype)
+    for block in model.trf_blocks:  # LayerNorms that are not the identity
+        torch.nn.init.normal_(block.norm1.scale), torch.nn.init.normal_(block.norm2.shift)
+    x = torch.randn(3, 11, model.cfg["emb_dim"], dtype=dtype)
+    with torch.no_grad():
+        for block, engine_block in zip(model.trf_blocks[:-1], trunk_blocks(model)):
+            assert type(engine_block) is TrunkBlock
+            assert torch.allclose(engine_block(x), block(x), atol=atol)
+    ids = torch.randint(0, 50000, (2, 9))
+    assert torch.allclose(trunk_forward(model, ids, trunk_blocks(model)), trunk_forward(model, ids), atol=atol)
+
+
+def test_trunk_blocks_leave_the_lecture_model_alone(tiny_classifier):
+    """The engine copies or wraps the weights: the model's classes, modules and parameters are unchanged."""
+    from helpers.beyond.lora import apply_lora
+    from helpers.fast.blocks import TrunkBlock, trunk_blocks
+
+    model = tiny_classifier(n_layers=3)
+    before = {name: (type(module), module.forward.__func__) for name, module in model.named_modules()}
+    state = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    TrunkCache(model, "exact").add(torch.randint(0, 50000, (4, 10)))
+    assert {name: (type(module), module.forward.__func__) for name, module in model.named_modules()} == before
+    assert all(torch.equal(state[name], tensor) for name, tensor in model.state_dict().items())
+    with_lora = apply_lora(tiny_classifier(n_layers=3))
+    blocks = trunk_blocks(with_lora)  # LoRA layers are not the lecture's: those blocks run as they are
+    assert all(engine is block for engine, block in zip(blocks, with_lora.trf_blocks))
+    with pytest.raises(TypeError, match="plain TransformerBlock"):
+        TrunkBlock(with_lora.trf_blocks[0])
+
+
+def test_linear_gelu_is_the_two_public_steps_and_trains_through_them():
+    from helpers.fast.kernels import linear_gelu
+
+    torch.manual_seed(0)
+    x, weight, bias = torch.randn(2, 5, 16), torch.randn(24, 16), torch.randn(24)
+    expected = torch.nn.functional.gelu(torch.nn.functional.linear(x, weight, bias), approximate="tanh")
+    with torch.no_grad():
+        assert torch.allclose(linear_gelu(x, weight, bias), expected, atol=1e-5)  # fused, where it exists
+        assert torch.equal(linear_gelu(x.double(), weight.double(), bias.double()), expected.double() * 0 +
+                           torch.nn.functional.gelu(torch.nn.functional.linear(x.double(), weight.double(),
+                                                                               bias.double()), approximate="tanh"))
+    weight.requires_grad_(True)  # where a gradient must flow, the public path: backward works
+    linear_gelu(x, weight, bias).sum().backward()
+    assert weight.grad is not None and weight.grad.abs().sum() > 0
+
+
+# --------------------------------------------------------------------------- precision
+def test_precision_setting_is_checked_and_announced(monkeypatch, capsys):
+    import helpers.fast.precision as precision_module
+    from helpers.fast.precision import bf16_native, resolve_precision
+
+    with pytest.raises(ValueError, match="precision must be one of"):
+        resolve_precision("float16", "cpu")
+    assert resolve_precision("fp32", "cpu") == "fp32" and capsys.readouterr().out == ""
+    monkeypatch.setattr(precision_module, "bf16_native", lambda device: False)
+    assert resolve_precision("auto", "cpu") == "fp32" and capsys.readouterr().out == ""
+    assert resolve_precision("bf16", "cpu") == "fp32"
+    assert "not native" in capsys.readouterr().out
+    monkeypatch.setattr(precision_module, "bf16_native", lambda device: True)
+    assert resolve_precision("auto", "cpu") == "bf16"
+    assert "bfloat16" in capsys.readouterr().out
+    assert not bf16_native("meta")
+
+
+def test_cpu_detection_reads_the_instruction_flags():
+    import platform
+
+    from helpers.fast.precision import bf16_native
+
+    flags = set(open("/proc/cpuinfo").read().split()) if platform.system() == "Linux" else set()
+    expected = bool(flags & {"avx512_bf16", "amx_bf16", "bf16"}) and torch.backends.mkldnn.is_available()
+    assert bf16_native("cpu") == expected
+
+
+def _bf16():
+    from helpers.fast.precision import bf16_native
+
+    return bf16_native("cpu")
+
+
+@pytest.mark.skipif(not _bf16(), reason="this CPU has no native bfloat16")
+def test_bf16_inference_agrees_with_float32(tiny_classifier, tokenizer, messages):
+    model = tiny_classifier(emb_dim=48, n_layers=3)
+    labels, probabilities = classify_texts(messages, model, tokenizer, "cpu")
+    labels_bf16, probabilities_bf16 = classify_texts(messages, model, tokenizer, "cpu", precision="bf16")
+    assert probabilities_bf16.dtype == np.float32
+    assert 0 < np.abs(probabilities_bf16 - probabilities).max() < 0.05  # it really ran in bfloat16, and close
+    assert (labels_bf16 == labels).mean() >= 0.75
+
+
+@pytest.mark.skipif(not _bf16(), reason="this CPU has no native bfloat16")
+def test_bf16_trunk_cache_is_as_close_to_float32_as_autocast_and_flexible_bf16_trains(tiny_classifier):
+    model = tiny_classifier(emb_dim=48, n_layers=3)
+    ids = torch.randint(0, 50000, (4, 20))
+    cache = TrunkCache(model, "exact", precision="bf16").add(ids)
+    with torch.no_grad():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            autocast_only = trunk_forward(model, ids).float()
+        float32 = trunk_forward(model, ids)
+    stored = torch.stack([cache.lookup(row[None], "cpu")[0][0] for row in ids])
+    autocast_error = (autocast_only - float32).abs().max()
+    assert stored.dtype == torch.float32
+    assert 0 < (stored - float32).abs().max() <= 1.5 * autocast_error
+    assert cache.file_for("x").name.startswith("trunk-exact-bf16-")
+    data = TensorDataset(torch.randint(0, 50000, (16, 20)), torch.randint(0, 2, (16,)))
+    loaders = create_dataloaders(data, data, data, batch_size=4)
+    model = tiny_classifier(emb_dim=48, n_layers=3)
+    before = model.out_head.weight.clone()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    torch.manual_seed(5)
+    log = train_classifier_fast(model, *loaders[:2], optimizer, "cpu", 1, 2, 2, mode="flexible")  # bf16 by default
+    assert not torch.equal(before, model.out_head.weight) and all(0 <= acc <= 1 for acc in log[2])
+    # the trunk pass ran in bf16, the steps in float32: the lecture loop on the same bf16 cache gives the same
+    twin = tiny_classifier(emb_dim=48, n_layers=3)
+    twin_optimizer = torch.optim.AdamW(twin.parameters(), lr=1e-3)
+    torch.manual_seed(5)
+    train_classifier_simple(CachedTop(twin, TrunkCache(twin, "flexible", precision="bf16")), *loaders[:2],
+                            twin_optimizer, "cpu", 1, 2, 2)
+    for (name, a), b in zip(model.named_parameters(), twin.parameters()):
+        assert torch.equal(a, b), name
+    with pytest.raises(ValueError, match="precision"):
+        train_classifier_fast(model, *loaders[:2], optimizer, "cpu", 1, 2, 2, mode="exact",
+                              cache=TrunkCache(model, "exact"), precision="bf16")

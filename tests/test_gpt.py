@@ -3,6 +3,7 @@ import struct
 
 import pytest
 import torch
+from safetensors.torch import save_file
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from helpers import (
@@ -12,7 +13,8 @@ from helpers import (
     classifier_parameter_counts,
     count_parameters,
     download_and_load_gpt2,
-    generate_token_ids,
+    generate,
+    generate_text_simple,
     get_device,
     get_gpt2_tokenizer,
     get_model_config,
@@ -52,7 +54,38 @@ def test_logits_and_generation_match_transformers(tmp_path, shape):
         assert torch.allclose(ours(x), hf(x).logits, atol=1e-4)
     prompt = x[:1, :12]
     hf_tokens = hf.generate(prompt, max_new_tokens=8, do_sample=False, pad_token_id=50256)
-    assert torch.equal(generate_token_ids(ours, prompt, max_new_tokens=8), hf_tokens)
+    assert torch.equal(generate_text_simple(ours, prompt, max_new_tokens=8, context_size=cfg["context_length"]), hf_tokens)
+
+
+def test_flash_attention_and_the_written_out_math_agree():
+    torch.manual_seed(0)
+    model = GPTModel({**get_model_config("gpt2-small (124M)"), "n_layers": 2, "emb_dim": 48, "n_heads": 4}).eval()
+    x = torch.randint(0, 50257, (3, 17))
+    with torch.no_grad():
+        flash = model(x)
+        model.trf_blocks[0].att.flash = model.trf_blocks[1].att.flash = False
+        written_out = model(x)
+    assert torch.allclose(flash, written_out, atol=1e-5)
+
+
+def test_layer_norm_is_the_standard_layer_norm():
+    from helpers import LayerNorm
+
+    torch.manual_seed(0)
+    norm = LayerNorm(16)
+    with torch.no_grad():
+        norm.scale.normal_(), norm.shift.normal_()
+    x = torch.randn(4, 5, 16) * 3 + 1
+    expected = torch.nn.functional.layer_norm(x, (16,), norm.scale, norm.shift, eps=1e-5)
+    assert torch.allclose(norm(x), expected, atol=1e-5)
+
+
+def test_generate_refuses_a_classifier():
+    torch.manual_seed(0)
+    model = prepare_for_classification(GPTModel({**get_model_config("gpt2-small (124M)"), "n_layers": 1,
+                                                 "emb_dim": 16, "n_heads": 2}))
+    with pytest.raises(ValueError, match="classifier and cannot generate text.*download_and_load_gpt2"):
+        generate(model, get_gpt2_tokenizer(), "Every effort moves you", max_new_tokens=3)
 
 
 def test_head_is_tied_and_counts_match_transformers(tmp_path):
@@ -173,3 +206,29 @@ def test_set_seed_makes_runs_repeatable():
     set_seed(7)
     b = (torch.rand(3), __import__("random").random(), __import__("numpy").random.rand())
     assert torch.equal(a[0], b[0]) and a[1:] == b[1:]
+
+
+
+# --------------------------------------------------------------------------- 9. corrupted weights
+def test_weights_corrupted_in_place_are_refused_naming_the_tensor(tmp_path, hf_weights, tiny_gpt):
+    path = tmp_path / "model.safetensors"
+    save_file(hf_weights(), str(path))
+    data = bytearray(path.read_bytes())
+    header = 8 + int.from_bytes(data[:8], "little")
+    middle = header + (len(data) - header) // 2
+    data[middle:middle + 100] = b"\xff" * 100  # 0xFFFFFFFF is a NaN in float32
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match=r"tensor '.*' holds NaN or infinite values"):
+        load_weights_into_gpt(tiny_gpt(), path)
+
+
+def test_integer_and_bool_weights_are_refused_naming_the_tensor(hf_weights, tiny_gpt):
+    width = tiny_gpt().cfg["emb_dim"]
+    tensors = hf_weights()
+    tensors["h.1.ln_2.bias"] = torch.zeros(width, dtype=torch.int64)
+    with pytest.raises(WeightsError, match="'h.1.ln_2.bias' holds int64 values"):
+        load_weights_into_gpt(tiny_gpt(), tensors)
+    tensors = hf_weights()
+    tensors["ln_f.weight"] = torch.ones(width, dtype=torch.bool)
+    with pytest.raises(WeightsError, match="'ln_f.weight' holds bool values"):
+        load_weights_into_gpt(tiny_gpt(), tensors)

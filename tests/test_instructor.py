@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+from safetensors.torch import save_file
 import torch
 
 from helpers import (
@@ -17,10 +18,10 @@ from helpers import (
     prepared_performance,
     replay_prepared_run,
 )
-from helpers.checkpoint import default_checkpoint_dir
-from helpers.instructor import RUNS, prepared_dir, read_prepared, run_checkpoint
-from helpers.paths import PROJECT_ROOT
-from helpers.slides import VENDOR_PACKAGES
+from helpers.classroom.checkpoint import default_checkpoint_dir
+from helpers.classroom.instructor import RUNS, prepared_dir, read_prepared, run_checkpoint
+from helpers.storage.paths import PROJECT_ROOT
+from helpers.classroom.slides import VENDOR_PACKAGES
 
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 LECTURE_NOTEBOOKS = [path for path in NOTEBOOKS if int(path.name[:2]) <= 6]
@@ -36,15 +37,15 @@ def classroom(monkeypatch, tmp_path, staged_zip):
     monkeypatch.setenv("WORKBOOK_TEST_MODEL", "1")
     for name in ("WORKBOOK_SMS_ZIP", "WORKBOOK_GPT2_DIR", "WORKBOOK_INSTRUCTOR", "WORKBOOK_MAX_STEPS"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr("helpers.download.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("helpers.storage.download.time.sleep", lambda seconds: None)
     monkeypatch.setattr("helpers.data.SMS_SPAM_URLS", ("http://127.0.0.1:9/sms.zip",))
     monkeypatch.setattr("helpers.data.SHIPPED_ZIP", tmp_path / "not-shipped.zip")  # the USB stick's copy is used
-    monkeypatch.setattr("helpers.slides.VENDOR_PACKAGES",  # no npm registry: the decks are skipped (tests/test_slides.py)
+    monkeypatch.setattr("helpers.classroom.slides.VENDOR_PACKAGES",  # no npm registry: the decks are skipped (tests/test_slides.py)
                         {name: spec | {"url": "http://127.0.0.1:9/" + name} for name, spec in VENDOR_PACKAGES.items()})
     return tmp_path / "data", usb
 
 
-def test_prepare_then_instructor_mode_then_idempotent(classroom, capsys, monkeypatch):
+def test_prepare_then_instructor_mode_then_idempotent(classroom, capsys, monkeypatch, messages):
     data, usb = classroom
     report = prepare(source=usb)
     out = capsys.readouterr().out
@@ -104,7 +105,7 @@ def test_prepare_then_instructor_mode_then_idempotent(classroom, capsys, monkeyp
     assert "cannot be used" in out and "trunk cache (exact): " in out and "messages in" in out
     assert "exact run: trained" in out and "flexible run: already prepared" in out
     assert "measuring again" in out and "report.json" in out and "writing a new one" in out
-    from helpers.precision import bf16_native
+    from helpers.fast.precision import bf16_native
 
     rows = ["float32", "int8 (dynamic)"] + (["bfloat16 (autocast)"] if bf16_native("cpu") else [])
     assert len(read_prepared("exact")["curves"]) == 5 and list(prepared_performance().index) == rows
@@ -159,3 +160,34 @@ def test_every_notebook_converts_to_slides(notebook):
     assert sections == headings >= 3
     assert html.count("<section") >= sections
     assert "reveal" in html.lower()
+
+
+
+# --------------------------------------------------------------------------- 7. prepare --from only reads
+def test_prepare_from_a_read_only_folder_writes_nothing_there(tmp_path, monkeypatch, staged_zip, hf_weights, tiny_gpt):
+    from helpers.classroom import instructor
+
+    usb = tmp_path / "usb"
+    (usb / "gpt2").mkdir(parents=True)
+    shutil.copy(staged_zip, usb / "sms_spam_collection.zip")
+    save_file(hf_weights(), str(usb / "gpt2" / "model.safetensors"))
+    monkeypatch.setattr(instructor, "get_model_config", lambda size: dict(tiny_gpt().cfg))  # GPT-2's layout, tiny
+    monkeypatch.setenv("WORKBOOK_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("WORKBOOK_TEST_MODEL", "0")
+    monkeypatch.delenv("WORKBOOK_GPT2_DIR", raising=False)
+    monkeypatch.delenv("WORKBOOK_SMS_ZIP", raising=False)
+    before = {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in usb.rglob("*")}
+    usb_writes = []
+    real_write = instructor.write_json
+    monkeypatch.setattr(instructor, "write_json", lambda path, obj: usb_writes.append(path) if str(path).startswith(
+        str(usb)) else real_write(path, obj))
+    for folder in (usb / "gpt2", usb):
+        folder.chmod(0o555)  # a read-only stick (root ignores this; the snapshot below does not)
+    try:
+        instructor._fetch_inputs("gpt2-small (124M)", usb)
+        instructor._fetch_inputs("gpt2-small (124M)", usb)  # second time: verified before, nothing to do
+    finally:
+        for folder in (usb, usb / "gpt2"):
+            folder.chmod(0o755)
+    assert {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in usb.rglob("*")} == before and not usb_writes
+    assert (tmp_path / "data" / "gpt2" / "gpt2" / "model.safetensors").is_file()

@@ -8,11 +8,10 @@ def test_trains_once_then_loads_the_checkpoint(monkeypatch, tmp_path, staged_zip
     monkeypatch.setenv("WORKBOOK_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("WORKBOOK_SMS_ZIP", str(staged_zip))
     monkeypatch.setenv("WORKBOOK_TEST_MODEL", "1")
-    monkeypatch.setenv("WORKBOOK_MAX_STEPS", "3")
     first, recipe = get_trained_classifier(device="cpu")
     out = capsys.readouterr().out
-    assert "no classifier checkpoint" in out and "Training one now" in out and "(3 steps" in out
-    assert recipe["model_name"] == "test-model" and recipe["training"]["max_steps"] == 3
+    assert "no classifier checkpoint" in out and "Training one now" in out and "Ep 5 (Step 000600)" in out
+    assert recipe["model_name"] == "test-model" and recipe["training"]["engine"] == "exact"
     second, _ = get_trained_classifier(device="cpu")
     out = capsys.readouterr().out
     assert "Loaded the fine-tuned classifier" in out and "Training" not in out and "TEST MODEL" in out

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from helpers.paths import PROJECT_ROOT
+from helpers.storage.paths import PROJECT_ROOT
 
 
 def requirement_lines(text):

@@ -12,7 +12,7 @@ import tarfile
 import nbformat
 import pytest
 
-from helpers.slides import SlidesError, build_decks, fetch_vendor
+from helpers.classroom.slides import SlidesError, build_decks, fetch_vendor
 
 
 def fake_npm_tarball(files):
@@ -39,8 +39,8 @@ def npm(file_server, monkeypatch, tmp_path):
     (root / "reveal.js-4.0.2.tgz").write_bytes(tarball)
     spec = {"version": "4.0.2", "url": f"{url}/reveal.js-4.0.2.tgz", "sha256": hashlib.sha256(tarball).hexdigest(),
             "keep": ("dist", "plugin", "LICENSE")}
-    monkeypatch.setattr("helpers.slides.VENDOR_PACKAGES", {"reveal.js": spec})
-    monkeypatch.setattr("helpers.download.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("helpers.classroom.slides.VENDOR_PACKAGES", {"reveal.js": spec})
+    monkeypatch.setattr("helpers.storage.download.time.sleep", lambda seconds: None)
     monkeypatch.setenv("WORKBOOK_DATA_DIR", str(tmp_path / "data"))
     return root, spec
 
@@ -65,7 +65,7 @@ def test_tampered_tarball_is_refused(npm, tmp_path):
 
 
 def test_no_registry_says_what_to_do(npm, tmp_path, monkeypatch):
-    monkeypatch.setattr("helpers.slides.VENDOR_PACKAGES",
+    monkeypatch.setattr("helpers.classroom.slides.VENDOR_PACKAGES",
                         {"reveal.js": npm[1] | {"url": "http://127.0.0.1:9/reveal.js-4.0.2.tgz"}})
     with pytest.raises(SlidesError, match="(?s)could not be fetched from the npm registry.*put reveal.js-4.0.2.tgz in"):
         fetch_vendor(retries=1, timeout=2)
@@ -96,7 +96,7 @@ def test_slides_command_rejects_a_missing_notebook(tmp_path):
 
 
 def test_prepare_writes_decks_from_the_notebooks_it_timed(npm, tmp_path, monkeypatch, capsys):
-    from helpers import instructor
+    from helpers.classroom import instructor
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell("# Title"), nbformat.v4.new_code_cell("print('ran while timing')")]

@@ -20,9 +20,27 @@ from ..fast.precision import autocast, bf16_native
 from ..training import calc_loss_batch, calc_loss_loader
 
 
+class Float32Logits(torch.nn.Module):
+    """``model`` with its logits returned in float32 (under bf16 autocast they come out in bfloat16)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids):
+        return self.model(input_ids).float()
+
+    def __getattr__(self, name):  # cfg, out_head, ...: the classifier's own
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.__dict__["_modules"]["model"], name)
+
+
 def latency_ms(model, tokenizer, device, texts, max_length, repeats=3, precision="fp32"):
     """Median and 95th-percentile time to classify one message (batch of 1), in milliseconds."""
     times = []
+    model = Float32Logits(model) if precision == "bf16" else model
     with autocast(precision, device):  # the lecture's classify_review, in bf16 when asked
         classify_review(texts[0], model, tokenizer, device, max_length)  # warm-up
         for _ in range(repeats):
@@ -127,7 +145,7 @@ def compare_fp32_int8(model, tokenizer, texts, max_length, data_loader, batch_si
 def seconds_per_step(model, train_loader, optimizer, steps, device="cpu", precision="fp32"):
     """Time the lecture loop's step (zero_grad, loss, backward, update) over ``steps`` batches.
 
-    ``precision`` is a resolved one (``"fp32"`` or ``"bf16"``, see :mod:`helpers.precision`).
+    ``precision`` is a resolved one (``"fp32"`` or ``"bf16"``, see :mod:`helpers.fast.precision`).
     """
     model.train()
     batches = iter(train_loader)

@@ -27,37 +27,40 @@ def is_plain_block(block) -> bool:
 class TrunkBlock(nn.Module):
     """A frozen transformer block, computed by the engine (no gradients) from the block's weights.
 
-    In float32 it reads the block's own weight tensors (a wrapper: nothing is copied). In bfloat16 it
+    In the weights' own dtype it reads their tensors (a wrapper: nothing is copied). In bfloat16 it
     casts them once into its own copy (autocast would cast every frozen weight again for every batch),
     with the query, key and value projections stacked into one matrix (one multiply instead of three);
     the matrix multiplies and attention run in bfloat16 while the LayerNorms and the residual stream
     stay float32, as under autocast. Equal to the block up to float rounding (tested).
     """
 
-    def __init__(self, block, dtype=torch.float32):
+    def __init__(self, block, dtype=None):
         super().__init__()
         if not is_plain_block(block):
             raise TypeError("TrunkBlock copies only the lecture's plain TransformerBlock (no LoRA, no int8 layers)")
         att, (fc1, _, fc2) = block.att, block.ff.layers
-        self.num_heads, self.head_dim, self.dtype = att.num_heads, att.head_dim, dtype
-        copy = dtype != torch.float32  # float32 reads the block's tensors; bfloat16 keeps its own copy
+        native = block.norm1.scale.dtype
+        self.dtype = native if dtype is None else dtype
+        self.num_heads, self.head_dim = att.num_heads, att.head_dim
+        copy = self.dtype != native  # in the weights' own dtype it reads their tensors; otherwise its own copy
+        stream = native if not copy else torch.float32  # LayerNorms and the residual stream: float32 under bf16
 
-        def own(tensor, as_dtype=dtype):
+        def own(tensor, as_dtype=self.dtype):
             return None if tensor is None else tensor.detach().to(as_dtype, copy=copy)
 
-        self.norms = [(own(norm.scale, torch.float32), own(norm.shift, torch.float32), norm.eps)  # LayerNorms: float32
-                      for norm in (block.norm1, block.norm2)]
+        self.norms = [(own(norm.scale, stream), own(norm.shift, stream), norm.eps) for norm in (block.norm1, block.norm2)]
         projections = (att.W_query, att.W_key, att.W_value)
-        if dtype == torch.float32:
+        if not copy:
             self.qkv = [(p.weight.detach(), None if p.bias is None else p.bias.detach()) for p in projections]
-        else:
-            self.qkv = [(torch.cat([p.weight.detach() for p in projections]).to(dtype),
-                         None if att.W_query.bias is None else torch.cat([p.bias.detach() for p in projections]).to(dtype))]
+        else:  # stacked: one multiply instead of three
+            self.qkv = [(torch.cat([p.weight.detach() for p in projections]).to(self.dtype),
+                         None if att.W_query.bias is None
+                         else torch.cat([p.bias.detach() for p in projections]).to(self.dtype))]
         self.out_proj, self.fc1, self.fc2 = ((own(linear.weight), own(linear.bias)) for linear in (att.out_proj, fc1, fc2))
 
     @torch.no_grad()
     def forward(self, x):
-        """``x``: the residual stream, ``[batch, tokens, emb_dim]`` in float32."""
+        """``x``: the residual stream, ``[batch, tokens, emb_dim]`` (float32 under bfloat16)."""
         normed = F.layer_norm(x, x.shape[-1:], *self.norms[0][:2], eps=self.norms[0][2]).to(self.dtype)
         x = x + F.linear(self._attention(normed), *self.out_proj)  # float32 + bf16 stays float32
         normed = F.layer_norm(x, x.shape[-1:], *self.norms[1][:2], eps=self.norms[1][2]).to(self.dtype)
@@ -77,8 +80,9 @@ class TrunkBlock(nn.Module):
         return context.transpose(1, 2).reshape(batch, tokens, heads * head_dim)
 
 
-def trunk_blocks(model, dtype=torch.float32) -> list:
-    """The frozen blocks (all but the last) as engine copies; a block that is not plain runs as it is."""
+def trunk_blocks(model, dtype=None) -> list:
+    """The frozen blocks (all but the last) as :class:`TrunkBlock` (in ``dtype``, by default the weights' own);
+    a block that is not the lecture's plain block runs as it is."""
     return [TrunkBlock(block, dtype) if is_plain_block(block) else block for block in model.trf_blocks[:-1]]
 
 

@@ -119,7 +119,7 @@ class TrunkCache:
         device = self.model.tok_emb.weight.device
         self.model.eval()
         if self._blocks is None:
-            self._blocks = trunk_blocks(self.model, torch.bfloat16 if self.precision == "bf16" else torch.float32)
+            self._blocks = trunk_blocks(self.model, torch.bfloat16 if self.precision == "bf16" else None)
         for chunk in tqdm(self._batches(order, lengths, batch_size), desc=f"Caching the frozen trunk ({self.mode})",
                           unit="batch", disable=not progress):
             chunk_lengths = lengths[chunk].tolist()
