@@ -169,48 +169,77 @@ def load_sms_spam(path=None) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", header=None, names=["Label", "Text"])
 
 
-def _check_labels(df: pd.DataFrame, allowed) -> None:
+def check_frame(df, allowed_labels) -> None:
+    """A clear error unless ``df`` is a DataFrame with ``Label`` and ``Text`` columns, rows, and known labels."""
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"expected a pandas DataFrame with columns 'Label' and 'Text', got {type(df).__name__}")
     if "Label" not in df.columns or "Text" not in df.columns:
         raise ValueError(f"expected columns 'Label' and 'Text', found {list(df.columns)}")
     if len(df) == 0:
         raise ValueError("the DataFrame has no rows")
-    unknown = sorted(set(df["Label"]) - set(allowed), key=str)
+    unknown = sorted(set(df["Label"]) - set(allowed_labels), key=str)
     if unknown:
-        rows = df.index[~df["Label"].isin(allowed)][:5].tolist()
-        raise ValueError(f"unknown label(s) {unknown} (first rows: {rows}); labels must be one of {sorted(allowed, key=str)}")
+        rows = df.index[~df["Label"].isin(allowed_labels)][:5].tolist()
+        raise ValueError(f"unknown label(s) {unknown} (first rows: {rows}); labels must be one of "
+                         f"{sorted(allowed_labels, key=str)}")
 
 
-def create_balanced_dataset(df: pd.DataFrame, seed: int = 123) -> pd.DataFrame:
+def check_balanceable(df) -> None:
+    """A clear error unless ``df`` is the collection's frame (labels "ham"/"spam") with at least as much ham as spam."""
+    check_frame(df, LABEL_MAP)
+    spam, ham = (df["Label"] == "spam").sum(), (df["Label"] == "ham").sum()
+    if not 0 < spam <= ham:
+        raise ValueError(f"cannot balance {ham} ham against {spam} spam messages")
+
+
+def create_balanced_dataset(df):
     """Undersample ``ham`` to as many messages as there are ``spam`` (747 + 747 = 1494).
 
-    The shuffling is left to :func:`random_split`, as in the book's code: the slides shuffle here
-    too, which would put other messages into each split than the run the slides' numbers come from.
+    The slide also shuffles here; the book's code leaves the shuffling to :func:`random_split`, and so do
+    we, because the slide's extra shuffle would put other messages into each split than the run the
+    slides' numbers come from.
     """
-    _check_labels(df, LABEL_MAP)
-    spam = df[df["Label"] == "spam"]
-    ham = df[df["Label"] == "ham"]
-    if len(spam) == 0 or len(ham) < len(spam):
-        raise ValueError(f"cannot balance {len(ham)} ham against {len(spam)} spam messages")
-    ham_subset = ham.sample(n=len(spam), random_state=seed)
-    return pd.concat([ham_subset, spam])
+    check_balanceable(df)
+    # Count the instances of "spam"
+    num_spam = df[df["Label"] == "spam"].shape[0]
+
+    # Randomly sample "ham" instances to match the number of "spam" instances
+    ham_subset = df[df["Label"] == "ham"].sample(num_spam, random_state=123)
+
+    # Combine the ham subset with "spam"
+    balanced_df = pd.concat([ham_subset, df[df["Label"] == "spam"]])
+    return balanced_df
 
 
-def encode_labels(df: pd.DataFrame) -> pd.DataFrame:
+def encode_labels(df):
     """A copy of ``df`` with ``Label`` mapped ham → 0, spam → 1 (any other label is an error)."""
-    _check_labels(df, LABEL_MAP)
+    check_frame(df, LABEL_MAP)
     encoded = df.copy()
     encoded["Label"] = encoded["Label"].map(LABEL_MAP)
     return encoded
 
 
-def random_split(df: pd.DataFrame, train_frac: float, validation_frac: float, seed: int = 123):
-    """Shuffle, then cut into train / validation / test; test gets the rest (1045 / 149 / 300)."""
+def check_fractions(train_frac, validation_frac) -> None:
     if not (0 < train_frac < 1 and 0 <= validation_frac < 1 and train_frac + validation_frac <= 1):
         raise ValueError(f"fractions must be in (0, 1) and sum to at most 1, got {train_frac} and {validation_frac}")
-    df = df.sample(frac=1, random_state=seed).reset_index(drop=True)
+
+
+def random_split(df, train_frac, validation_frac):
+    """Shuffle, then cut into train / validation / test; test gets the rest (1045 / 149 / 300)."""
+    check_fractions(train_frac, validation_frac)
+    # Shuffle the entire DataFrame
+    df = df.sample(frac=1, random_state=123).reset_index(drop=True)
+
+    # Calculate split indices
     train_end = int(len(df) * train_frac)
     validation_end = train_end + int(len(df) * validation_frac)
-    return df[:train_end], df[train_end:validation_end], df[validation_end:]
+
+    # Split the DataFrame
+    train_df = df[:train_end]
+    validation_df = df[train_end:validation_end]
+    test_df = df[validation_end:]
+
+    return train_df, validation_df, test_df
 
 
 def split_paths(data_folder=None) -> dict:
@@ -235,39 +264,76 @@ def prepare_spam_splits(local_copy=None, data_folder=None) -> dict:
 
 
 # --------------------------------------------------------------------------- PyTorch side
+def read_split(csv_file) -> pd.DataFrame:
+    """One split's CSV, checked: it exists, has ``Label`` and ``Text``, integer labels from 0, and text in every row."""
+    csv_file = Path(csv_file) if isinstance(csv_file, (str, Path)) else csv_file
+    if not isinstance(csv_file, Path):
+        raise TypeError(f"csv_file must be the path of a split's CSV file (e.g. data/train.csv), got "
+                        f"{type(csv_file).__name__}")
+    if not csv_file.is_file():
+        raise FileNotFoundError(f"{csv_file} does not exist; run prepare_spam_splits() (notebook 1) to write it.")
+    try:
+        data = pd.read_csv(csv_file)
+    except pd.errors.EmptyDataError as exc:
+        raise ValueError(f"{csv_file} is empty; run prepare_spam_splits() to rebuild it.") from exc
+    if "Label" not in data.columns or "Text" not in data.columns:
+        raise ValueError(f"{csv_file}: expected columns 'Label' and 'Text', found {list(data.columns)}")
+    if len(data) == 0:
+        raise ValueError(f"{csv_file} has no rows; run prepare_spam_splits() to rebuild it.")
+    if not pd.api.types.is_integer_dtype(data["Label"]) or data["Label"].min() < 0:
+        bad = data["Label"][~data["Label"].astype(str).str.fullmatch(r"\d+")].unique()[:3].tolist()
+        raise ValueError(f"{csv_file}: labels must be the class numbers 0, 1, ... (encode_labels does that), "
+                         f"found {bad}")
+    if data["Text"].isna().any():
+        raise ValueError(f"{csv_file} has rows without text: {data.index[data['Text'].isna()].tolist()[:5]}")
+    return data
+
+
+def check_dataset_arguments(tokenizer, max_length, pad_token_id) -> None:
+    """Clear errors for arguments ``SpamDataset`` cannot use (checked before any message is read)."""
+    if isinstance(tokenizer, (str, bytes)) or not callable(getattr(tokenizer, "encode", None)):
+        raise TypeError(f"tokenizer must be a tokenizer object with .encode (e.g. get_gpt2_tokenizer()), got "
+                        f"{type(tokenizer).__name__}: {tokenizer!r}")
+    for name, value in (("max_length", max_length), ("pad_token_id", pad_token_id)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise TypeError(f"{name} must be a whole number, got {type(value).__name__}: {value!r}")
+    if max_length is not None and max_length < 1:
+        raise ValueError(f"max_length must be a positive number of tokens, got {max_length}")
+    vocabulary = getattr(tokenizer, "n_vocab", None)
+    if pad_token_id < 0 or (vocabulary is not None and pad_token_id >= vocabulary):
+        raise ValueError(f"pad_token_id must be a token id of the vocabulary (50256 is <|endoftext|>), "
+                         f"got {pad_token_id}")
+
+
 class SpamDataset(Dataset):
     """Messages of one split as fixed-length token-id tensors, with their labels.
 
     ``max_length=None`` uses the longest message of this file (120 tokens for ``train.csv``);
     longer messages are truncated and shorter ones padded with ``pad_token_id`` (``<|endoftext|>``).
-    Labels must be ``0 … num_classes - 1`` (ham 0, spam 1 for the lecture's two classes).
     """
 
-    def __init__(self, csv_file, tokenizer, max_length=None, pad_token_id=50256, num_classes=2):
-        csv_file = Path(csv_file)
-        if not csv_file.is_file():
-            raise FileNotFoundError(f"{csv_file} does not exist; run prepare_spam_splits() (notebook 1) to write it.")
-        try:
-            self.data = pd.read_csv(csv_file)
-        except pd.errors.EmptyDataError as exc:
-            raise ValueError(f"{csv_file} is empty; run prepare_spam_splits() to rebuild it.") from exc
-        _check_labels(self.data, tuple(range(num_classes)))
-        if self.data["Text"].isna().any():
-            raise ValueError(f"{csv_file} has rows without text: {self.data.index[self.data['Text'].isna()].tolist()[:5]}")
-        if max_length is not None and max_length < 1:
-            raise ValueError(f"max_length must be a positive number of tokens, got {max_length}")
+    def __init__(self, csv_file, tokenizer, max_length=None, pad_token_id=50256):
+        check_dataset_arguments(tokenizer, max_length, pad_token_id)
+        self.data = read_split(csv_file)
         self.tokenizer = tokenizer
         self.pad_token_id = pad_token_id
-        # disallowed_special=(): a message containing "<|endoftext|>" is plain text, not the special token
-        self.encoded_texts = [tokenizer.encode(text, disallowed_special=()) for text in self.data["Text"]]
-        self.max_length = max(len(ids) for ids in self.encoded_texts) if max_length is None else max_length
-        self.encoded_texts = [ids[: self.max_length] for ids in self.encoded_texts]
+
+        # Auto-detect the longest message if max_length is not given
+        if max_length is None:
+            self.max_length = max(len(tokenizer.encode(text, disallowed_special=())) for text in self.data["Text"])
+        else:
+            self.max_length = max_length
 
     def __getitem__(self, index):
-        token_ids = self.encoded_texts[index]
-        padded = token_ids + [self.pad_token_id] * (self.max_length - len(token_ids))
+        text = self.data.iloc[index]["Text"]
         label = self.data.iloc[index]["Label"]
-        return torch.tensor(padded, dtype=torch.long), torch.tensor(label, dtype=torch.long)
+
+        # disallowed_special=(): a message containing "<|endoftext|>" is plain text, not the special token
+        token_ids = self.tokenizer.encode(text, disallowed_special=())      # tokenize
+        token_ids = token_ids[:self.max_length]                              # truncate if necessary
+        token_ids += [self.pad_token_id] * (self.max_length - len(token_ids))  # pad with <|endoftext|>
+
+        return torch.tensor(token_ids, dtype=torch.long), torch.tensor(label, dtype=torch.long)
 
     def __len__(self):
         return len(self.data)

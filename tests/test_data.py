@@ -250,9 +250,21 @@ def test_spam_dataset_bad_inputs(tmp_path, tokenizer):
     with pytest.raises(ValueError, match="empty"):
         SpamDataset(empty, tokenizer)
     wrong = tmp_path / "wrong.csv"
-    wrong.write_text("Label,Text\n0,hello\n2,what\n")
-    with pytest.raises(ValueError, match="unknown label"):
+    wrong.write_text("Label,Text\nham,hello\nspam,what\n")  # not encoded yet
+    with pytest.raises(ValueError, match="labels must be the class numbers 0, 1, ... \\(encode_labels"):
         SpamDataset(wrong, tokenizer)
+    three = tmp_path / "three.csv"
+    three.write_text("Label,Text\n0,hello\n2,what\n1,now\n")  # any number of classes
+    assert [SpamDataset(three, tokenizer)[i][1].item() for i in range(3)] == [0, 2, 1]
+    for bad, error, match in ((None, TypeError, "path of a split's CSV"), ):
+        with pytest.raises(error, match=match):
+            SpamDataset(bad, tokenizer)
+    for kwargs, error, match in (({"tokenizer": "gpt2"}, TypeError, "tokenizer object with .encode"),
+                                 ({"max_length": 12.5}, TypeError, "max_length must be a whole number"),
+                                 ({"max_length": 0}, ValueError, "positive number of tokens"),
+                                 ({"pad_token_id": 60000}, ValueError, "pad_token_id must be a token id")):
+        with pytest.raises(error, match=match):
+            SpamDataset(three, **{"tokenizer": tokenizer, **kwargs})
     header_only = tmp_path / "header.csv"
     header_only.write_text("Label,Text\n")
     with pytest.raises(ValueError, match="no rows"):

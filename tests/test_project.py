@@ -47,3 +47,76 @@ def test_notebooks_import_everything_from_helpers_directly():
         for names in re.findall(r"^from helpers import \(([^)]*)\)", code, re.MULTILINE):
             missing = [name for name in re.findall(r"\w+", names) if not hasattr(helpers, name)]
             assert not missing, (notebook.name, missing)
+
+
+# --------------------------------------------------------------------------- the package's layers
+CORE = {"data", "tokenizer", "gpt", "weights", "classifier", "training", "metrics", "inference"}
+#: What each layer may import from helpers: the lecture core sits on storage; every extra on the core.
+ALLOWED = {
+    "storage": {"storage"},
+    "core": {"core", "storage"},
+    "fast": {"core", "storage", "fast"},
+    "figures": {"core", "storage", "figures"},
+    "beyond": {"core", "storage", "beyond"},
+    "activities": {"core", "storage", "activities"},
+    "classroom": {"core", "storage", "fast", "figures", "classroom"},
+}
+
+
+def layer_of(parts):
+    """The layer of a module given as path parts below helpers/ (``("fast", "engine")``, ``("gpt",)``)."""
+    return "core" if len(parts) == 1 and parts[0] in CORE else parts[0]
+
+
+def helpers_imports(path, source=None):
+    """The helpers modules that ``path`` (or ``source`` placed there) imports, each as path parts below helpers/."""
+    import ast
+
+    package = path.relative_to(PROJECT_ROOT / "helpers").with_suffix("").parts[:-1]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text() if source is None else source)):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[:len(package) - node.level + 1]
+                target = base + tuple(node.module.split(".")) if node.module else base
+            elif node.module and node.module.split(".")[0] == "helpers":
+                target = tuple(node.module.split(".")[1:])
+            else:
+                continue
+            found += [target] if node.module else [target + (alias.name,) for alias in node.names]
+        elif isinstance(node, ast.Import):
+            found += [tuple(a.name.split(".")[1:]) for a in node.names if a.name.split(".")[0] == "helpers"]
+    return [parts for parts in found if parts]
+
+
+def test_every_layer_imports_only_the_layers_below_it():
+    modules = [p for p in sorted((PROJECT_ROOT / "helpers").rglob("*.py")) if p.name not in ("__init__.py", "__main__.py")]
+    assert {layer_of(p.relative_to(PROJECT_ROOT / "helpers").with_suffix("").parts) for p in modules} == set(ALLOWED)
+    wrong = []
+    for path in modules:
+        layer = layer_of(path.relative_to(PROJECT_ROOT / "helpers").with_suffix("").parts)
+        for target in helpers_imports(path):
+            if layer_of(target) not in ALLOWED[layer]:
+                wrong.append(f"{path.relative_to(PROJECT_ROOT)} ({layer}) imports helpers.{'.'.join(target)}")
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("line", ["from .fast.kernels import linear_gelu", "from .fast import engine",
+                                  "import helpers.classroom.book", "from helpers.activities import check_activity_1"])
+def test_the_layer_check_catches_a_core_module_importing_an_extra(line):
+    """The check above can fail: a core module that imports an extra, in any spelling, is reported."""
+    gpt = PROJECT_ROOT / "helpers" / "gpt.py"
+    targets = helpers_imports(gpt, gpt.read_text() + "\n" + line + "\n")
+    assert any(layer_of(target) not in ALLOWED["core"] for target in targets), targets
+
+
+def test_the_lecture_classes_hold_no_engine_code():
+    """No precision, engine, reading-rule or kernel logic inside the core; nothing patches the lecture's classes."""
+    engine_words = re.compile(r"autocast|bfloat16|bf16|resolve_precision|precision=|mkldnn|_linear_pointwise|trunk|"
+                              r"reading_rule|pooling")
+    for name in sorted(CORE):
+        source = (PROJECT_ROOT / "helpers" / f"{name}.py").read_text()
+        assert not engine_words.findall(source), (name, engine_words.findall(source))
+    for path in (PROJECT_ROOT / "helpers").rglob("*.py"):
+        source = path.read_text()
+        assert not re.search(r"\.__class__\s*=|MethodType|\.forward\s*=", source), path  # no patched classes

@@ -11,8 +11,8 @@ from .feedback import FAILED, Feedback, as_number, call, caller_names, fmt, unto
 def _describe_items(my_item_ids, ref, index, expected_len, pad_id, split):
     """A hint for an item whose token ids differ from SpamDataset's, naming the usual mistake."""
     ids = list(my_item_ids)
-    real = ref.encoded_texts[index]  # truncated, unpadded
     full = ref.tokenizer.encode(ref.data["Text"].iloc[index], disallowed_special=())
+    real = full[:ref.max_length]  # truncated, unpadded
     n = len(ids)
     where = f"item {index} of {split}"
     if ids == full and n < expected_len:
