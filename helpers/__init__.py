@@ -88,7 +88,13 @@ from .classroom.instructor import (
     replay_prepared_run,
 )
 from .classroom.performance import compare_fp32_int8, quantize_int8
-from .classroom.pipeline import LECTURE_SETTINGS, active_model_name, get_trained_classifier, train_spam_classifier
+from .classroom.pipeline import (
+    LECTURE_SETTINGS,
+    active_model_name,
+    attach_prepared_trunk_cache,
+    get_trained_classifier,
+    train_spam_classifier,
+)
 from .classroom.show import show_source
 from .fast.engine import CachedTop, FastEngineError, TrunkCache, train_classifier_fast, use_trunk_cache
 from .fast.inference import classify_texts

@@ -195,14 +195,13 @@ def download_and_load_gpt2(model_size="gpt2-small (124M)", models_dir=None) -> G
     """
     if test_model_enabled():
         return build_test_model()
-    path = gpt2_weights_path(model_size, models_dir)
+    # Download the weights from Hugging Face once (or use a staged copy), then check and load them
+    weights_path = gpt2_weights_path(model_size, models_dir)
     model = GPTModel(get_model_config(model_size))
-    try:
-        load_weights_into_gpt(model, path)
-    except WeightsError as exc:
-        raise WeightsError(f"{exc}\nFile: {path}") from exc
+    load_weights_into_gpt(model, weights_path)
+    model.eval()
     model.is_test_model, model.model_size = False, model_size
-    return model.eval()
+    return model
 
 
 # --------------------------------------------------------------------------- device and seeds

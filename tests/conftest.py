@@ -152,3 +152,28 @@ def make_hf_weights(seed=0, **config):
 def hf_weights():
     """Factory: ``hf_weights(seed=0, **config)``, GPT-2 tensors as Hugging Face stores them, random."""
     return make_hf_weights
+
+
+@pytest.fixture(scope="session")
+def executed_notebook(request, tmp_path_factory):
+    """``executed_notebook(name)``: the path of ``notebooks/<name>`` executed as CI runs it (test model), with its
+    outputs. It is nbval's run of this session when that ran every cell (see the project's conftest.py), else
+    the notebook is executed now, once."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    folder = tmp_path_factory.mktemp("executed")
+
+    def executed(name):
+        path = folder / name
+        if not path.is_file():
+            nb = request.config.workbook_executed.get(name)
+            if nb is None:
+                source = PROJECT_ROOT / "notebooks" / name
+                nb = nbformat.read(source, as_version=4)
+                NotebookClient(nb, timeout=900, kernel_name="python3",
+                               resources={"metadata": {"path": str(source.parent)}}).execute()
+            nbformat.write(nb, path)
+        return path
+
+    return executed

@@ -14,10 +14,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from contextlib import contextmanager
-from pathlib import Path
 
-import nbformat
 import pytest
 
 from helpers.storage.paths import PROJECT_ROOT
@@ -29,6 +26,7 @@ if CHROMIUM is None:
     pytest.skip(f"browser tests skipped: Chromium not found; {INSTALL_HELP}", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason=f"browser tests skipped: no playwright; {INSTALL_HELP}")
 
+pytestmark = pytest.mark.slow
 SCREENSHOTS = PROJECT_ROOT / "build" / "browser-tests"
 VIEWPORT = {"width": 1280, "height": 720}
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -186,11 +184,9 @@ def check_notebook_run(page, name, timeout_s):
 
 # --------------------------------------------------------------------------- RISE
 @pytest.fixture(scope="module")
-def executed(lab):
-    """``executed(name)``: the notebook executed as CI runs it (test model), beside the lab's copies with
-    notebooks/rise.css, so RISE shows its outputs; each is executed once, when first asked for."""
-    from nbclient import NotebookClient
-
+def executed(lab, executed_notebook):
+    """``executed(name)``: the notebook executed as CI runs it (test model; nbval's run when there was one),
+    beside the lab's copies with notebooks/rise.css, so RISE shows its outputs."""
     _, root = lab
     folder = root / "executed"
     folder.mkdir()
@@ -198,11 +194,7 @@ def executed(lab):
 
     def execute(name):
         if not (folder / name).is_file():
-            source = PROJECT_ROOT / "notebooks" / name
-            nb = nbformat.read(source, as_version=4)
-            NotebookClient(nb, timeout=900, kernel_name="python3",
-                           resources={"metadata": {"path": str(source.parent)}}).execute()
-            nbformat.write(nb, folder / name)
+            shutil.copy(executed_notebook(name), folder / name)
         return f"executed/{name}"
 
     return execute
@@ -248,14 +240,14 @@ def test_rise_slides_fit_1280x720(lab, executed, page, name):
 
 
 # --------------------------------------------------------------------------- the offline deck
-def test_static_deck_navigates_with_the_network_blocked(page, tmp_path):
+def test_static_deck_navigates_with_the_network_blocked(page, tmp_path, executed_notebook):
     from helpers.classroom.slides import SlidesError, build_decks, fetch_vendor
 
     try:
         fetch_vendor(retries=1)
     except SlidesError as exc:
         pytest.skip(f"reveal.js is not in data/vendor/ and the npm registry is unreachable: {exc}")
-    [deck] = build_decks([PROJECT_ROOT / "notebooks" / "01_dataset.ipynb"], tmp_path / "slides")
+    [deck] = build_decks([executed_notebook("01_dataset.ipynb")], tmp_path / "slides", execute=False)
     blocked = []
 
     def only_local(route):
@@ -275,7 +267,7 @@ def test_static_deck_navigates_with_the_network_blocked(page, tmp_path):
     page.wait_for_function("Reveal.getIndices().h === 1", timeout=5_000)
     for _ in range(total):
         page.keyboard.press("Space")
-    page.wait_for_function(f"Reveal.isLastSlide()", timeout=5_000)
+    page.wait_for_function("Reveal.isLastSlide()", timeout=5_000)
     assert "Data file:" in page.evaluate("document.querySelector('.reveal .slides').textContent")  # executed
     assert not page.errors, page.errors
     assert all("fonts.googleapis.com" in url for url in blocked), blocked  # only the theme's web font was asked for

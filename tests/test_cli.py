@@ -1,4 +1,6 @@
-"""`python -m helpers classify`: arguments and stdin, one record per line, exit status 2 with a reason."""
+"""`python -m helpers classify`: arguments and stdin, one record per line, exit status 2 with a reason.
+
+Every test starts the command in a fresh process (a few seconds each): all marked slow."""
 import subprocess
 import sys
 
@@ -12,6 +14,8 @@ from helpers.classroom.checkpoint import RECIPE_FILE
 from helpers.classroom.cli import escape_field, split_lines
 from helpers.storage.files import read_json, write_json
 from helpers.storage.paths import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
 
 
 

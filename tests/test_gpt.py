@@ -45,7 +45,8 @@ def sms_batch():
     return torch.tensor([ids[:40], (short + [50256] * 40)[:40]])
 
 
-@pytest.mark.parametrize("shape", [(3, 4, 96), (12, 12, 768)], ids=["odd-3x4x96", "gpt2-small"])
+@pytest.mark.parametrize("shape", [(3, 4, 96), pytest.param((12, 12, 768), marks=pytest.mark.slow)],
+                         ids=["odd-3x4x96", "gpt2-small"])
 def test_logits_and_generation_match_transformers(tmp_path, shape):
     hf, cfg, path = hf_model(tmp_path, *shape)
     ours = load_weights_into_gpt(GPTModel(cfg), path).eval()
@@ -170,6 +171,7 @@ def test_no_silent_fallback_without_weights(monkeypatch, tmp_path, capsys):
     assert not list(tmp_path.rglob("*.safetensors")) and not list(tmp_path.rglob("*.part"))
 
 
+@pytest.mark.slow
 def test_prestaged_weights_are_used(monkeypatch, tmp_path):
     hf, cfg, path = hf_model(tmp_path / "hf", 12, 12, 768)
     staged = tmp_path / "usb" / "gpt2"

@@ -45,6 +45,7 @@ def classroom(monkeypatch, tmp_path, staged_zip):
     return tmp_path / "data", usb
 
 
+@pytest.mark.slow
 def test_prepare_then_instructor_mode_then_idempotent(classroom, capsys, monkeypatch, messages):
     data, usb = classroom
     report = prepare(source=usb)
@@ -184,8 +185,8 @@ def test_prepare_from_a_read_only_folder_writes_nothing_there(tmp_path, monkeypa
     for folder in (usb / "gpt2", usb):
         folder.chmod(0o555)  # a read-only stick (root ignores this; the snapshot below does not)
     try:
-        instructor._fetch_inputs("gpt2-small (124M)", usb)
-        instructor._fetch_inputs("gpt2-small (124M)", usb)  # second time: verified before, nothing to do
+        instructor.fetch_inputs("gpt2-small (124M)", usb)
+        instructor.fetch_inputs("gpt2-small (124M)", usb)  # second time: verified before, nothing to do
     finally:
         for folder in (usb, usb / "gpt2"):
             folder.chmod(0o755)

@@ -120,3 +120,17 @@ def test_the_lecture_classes_hold_no_engine_code():
     for path in (PROJECT_ROOT / "helpers").rglob("*.py"):
         source = path.read_text()
         assert not re.search(r"\.__class__\s*=|MethodType|\.forward\s*=", source), path  # no patched classes
+
+
+def test_the_notebooks_run_of_this_session_is_kept_with_its_outputs(request, executed_notebook):
+    """nbval's run of a notebook is reused by the tests that need its outputs (each notebook executed once)."""
+    import nbformat
+
+    if "01_dataset.ipynb" not in request.config.workbook_executed:
+        pytest.skip("notebooks/01_dataset.ipynb was not run by nbval in this session")
+    executed = nbformat.read(executed_notebook("01_dataset.ipynb"), as_version=4)
+    code = [cell for cell in executed.cells if cell.cell_type == "code"]
+    assert all(cell.outputs for cell in code if cell.source.startswith("show_source("))  # the file holds none
+    stored = [cell for cell in nbformat.read(PROJECT_ROOT / "notebooks" / "01_dataset.ipynb", as_version=4).cells
+              if cell.cell_type == "code"]
+    assert sum(bool(cell.outputs) for cell in code) > sum(bool(cell.outputs) for cell in stored)

@@ -105,8 +105,8 @@ def test_prepare_writes_decks_from_the_notebooks_it_timed(npm, tmp_path, monkeyp
     executed = tmp_path / "data" / "slides" / "executed"
     executed.mkdir(parents=True)
     nbformat.write(nb, executed / "01_tiny.ipynb")
-    instructor._build_slides(executed)  # not executed again: the outputs come from the timing run
+    instructor.build_slides(executed)  # not executed again: the outputs come from the timing run
     deck = tmp_path / "data" / "slides" / "01_tiny.slides.html"
     assert "ran while timing" in deck.read_text() and not executed.exists()
-    instructor._build_slides()  # a second prepare keeps the decks
+    instructor.build_slides()  # a second prepare keeps the decks
     assert "decks written before" in capsys.readouterr().out

@@ -149,7 +149,7 @@ def _verify_weights(path, model_size):
     write_json(marker, stamp)
 
 
-def _fetch_inputs(model_size, source):
+def fetch_inputs(model_size, source):
     """Dataset and weights in place and verified; otherwise one PrepareError listing what to do."""
     problems = []
     try:
@@ -313,7 +313,7 @@ def time_notebooks(timeout=600, keep=None) -> dict:
     return times
 
 
-def _build_slides(executed=None):
+def build_slides(executed=None):
     """Offline decks of the lecture notebooks in data/slides/; from ``executed`` notebooks when given.
 
     Optional for class (RISE works offline in JupyterLab), so a failure is reported, not raised.
@@ -342,7 +342,7 @@ def prepare(model_size=DEFAULT_MODEL, source=None, timing=True, retime=False) ->
     start = time.time()
     print(f"Preparing the workbook for {active_model_name(model_size)} in {display_path(data_dir())}")
     print("1/5 dataset and weights")
-    _fetch_inputs(model_size, source)
+    fetch_inputs(model_size, source)
     print("2/5 train / validation / test splits")
     paths = prepare_spam_splits()
     print("  ✓ " + ", ".join(display_path(p) for p in paths.values()))
@@ -369,7 +369,7 @@ def prepare(model_size=DEFAULT_MODEL, source=None, timing=True, retime=False) ->
     elif "notebook_seconds" in report:
         print("  ✓ timed before (use --retime to time again)")
     print("slides: an offline deck per lecture notebook, executed in instructor mode")
-    _build_slides(executed)
+    build_slides(executed)
     report |= {"model": active_model_name(model_size), "prepared": time.strftime("%Y-%m-%d %H:%M")}
     write_json(report_path, report)
     print(f"\nReady ({time.time() - start:.0f} s). For class: export {ENV_INSTRUCTOR}=1, then open the notebooks.")
