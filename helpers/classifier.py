@@ -5,18 +5,27 @@ from .gpt import GPTModel, count_parameters, get_model_config
 from .weights import download_and_load_gpt2, get_device
 
 
-def prepare_for_classification(model: GPTModel, num_classes=2, trainable_blocks=1, seed=123) -> GPTModel:
+def prepare_for_classification(model: GPTModel, num_classes=2, seed=123) -> GPTModel:
     """Freeze everything, swap the vocabulary head for a ``num_classes`` head, unfreeze the top.
 
-    Trainable afterwards: the last ``trainable_blocks`` transformer blocks, the final LayerNorm
-    and the new head (which is seeded, so every run starts from the same head).
+    Trainable afterwards: the last transformer block, the final LayerNorm and the new head (seeded,
+    so every run starts from the same head).
     """
+    # Freeze most layers
     for param in model.parameters():
         param.requires_grad = False
+
+    # Replace the output head with a classification layer (trainable by default)
     torch.manual_seed(seed)
     model.out_head = torch.nn.Linear(in_features=model.cfg["emb_dim"], out_features=num_classes)
-    model.out_head.to(model.tok_emb.weight.device)  # a new module: trainable by default
-    return unfreeze_top(model, trainable_blocks)
+    model.out_head.to(model.tok_emb.weight.device)
+
+    # Unfreeze the last transformer block and the final layer norm
+    for param in model.trf_blocks[-1].parameters():
+        param.requires_grad = True
+    for param in model.final_norm.parameters():
+        param.requires_grad = True
+    return model
 
 
 def unfreeze_top(model, trainable_blocks=1):

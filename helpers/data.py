@@ -200,14 +200,15 @@ def create_balanced_dataset(df):
     slides' numbers come from.
     """
     check_balanceable(df)
-    # Count the instances of "spam"
-    num_spam = df[df["Label"] == "spam"].shape[0]
+    # Separate the classes
+    spam_df = df[df["Label"] == "spam"]
+    ham_df = df[df["Label"] == "ham"]
 
-    # Randomly sample "ham" instances to match the number of "spam" instances
-    ham_subset = df[df["Label"] == "ham"].sample(num_spam, random_state=123)
+    # Undersample ham to match the spam count
+    ham_subset = ham_df.sample(n=len(spam_df), random_state=123)
 
-    # Combine the ham subset with "spam"
-    balanced_df = pd.concat([ham_subset, df[df["Label"] == "spam"]])
+    # Combine (the shuffle follows in random_split)
+    balanced_df = pd.concat([ham_subset, spam_df])
     return balanced_df
 
 
@@ -314,7 +315,7 @@ class SpamDataset(Dataset):
 
     def __init__(self, csv_file, tokenizer, max_length=None, pad_token_id=50256):
         check_dataset_arguments(tokenizer, max_length, pad_token_id)
-        self.data = read_split(csv_file)
+        self.data = read_split(csv_file)  # pd.read_csv(csv_file), with clear errors for a missing or wrong file
         self.tokenizer = tokenizer
         self.pad_token_id = pad_token_id
 

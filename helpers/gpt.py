@@ -11,7 +11,7 @@ import torch.nn.functional as F
 BASE_CONFIG = {
     "vocab_size": 50257,     # GPT-2's BPE vocabulary
     "context_length": 1024,  # the longest input GPT-2 was trained on
-    "drop_rate": 0.0,        # dropout off: we fine-tune, and the fast engine relies on it
+    "drop_rate": 0.0,        # dropout off, as in the book's fine-tuning
     "qkv_bias": True,        # GPT-2 has biases in its query/key/value projections
 }
 
@@ -93,7 +93,7 @@ class MultiHeadAttention(nn.Module):
 
 
 class FeedForward(nn.Module):
-    """Linear (768 → 3072), tanh-approximated GELU, Linear (3072 → 768)."""
+    """Linear (emb_dim → 4 · emb_dim), tanh-approximated GELU, Linear back to emb_dim (768 → 3072 → 768)."""
 
     def __init__(self, cfg):
         super().__init__()
@@ -185,7 +185,8 @@ def generate_text_simple(model, idx, max_new_tokens, context_size):
         with torch.no_grad():
             logits = model(idx_cond)
         logits = logits[:, -1, :]  # only the last position predicts the next token
-        idx_next = torch.argmax(logits, dim=-1, keepdim=True)
+        probas = torch.softmax(logits, dim=-1)
+        idx_next = torch.argmax(probas, dim=-1, keepdim=True)
         idx = torch.cat((idx, idx_next), dim=1)
     return idx
 

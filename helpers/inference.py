@@ -1,9 +1,8 @@
 """Classifying a new message with the fine-tuned model, as on the slides.
 
 A classifier trained on messages padded to 120 tokens is read at the last position, so pass the
-``max_length`` it was trained with. Without ``max_length`` the message is not padded and the
-model reads its last real token (the reading rule of the fast engine's flexible mode).
-Many messages at once, faster: :func:`helpers.classify_texts` (the fast engine).
+``max_length`` it was trained with. Without ``max_length`` the message is not padded, and the
+model reads its last token.
 """
 import torch
 
@@ -35,7 +34,7 @@ def check_classify_inputs(text, model, tokenizer, max_length):
 def classify_review(text, model, tokenizer, device, max_length=None):
     """Classify one message: returns ``(predicted_label, probabilities)``, e.g. ``(1, array([0.013, 0.987]))``."""
     check_classify_inputs(text, model, tokenizer, max_length)
-    model.eval()
+    model.eval()  # Set the model to evaluation mode
 
     # Tokenize, truncate and pad as in training ("<|endoftext|>" in a message is text, as in SpamDataset)
     token_ids = tokenizer.encode(text, disallowed_special=())

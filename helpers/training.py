@@ -43,7 +43,7 @@ def calc_loss_batch(input_batch, target_batch, model, device):
 def calc_loss_loader(data_loader, model, device, num_batches=None):
     """Average batch loss over the first ``num_batches`` batches (all by default)."""
     total_loss = 0.0
-    if len(data_loader) == 0:
+    if len(data_loader) == 0:  # the book's guard: no batches, no loss
         return float("nan")
     elif num_batches is None:
         num_batches = len(data_loader)

@@ -192,6 +192,7 @@ def download_and_load_gpt2(model_size="gpt2-small (124M)", models_dir=None) -> G
     """A ``GPTModel`` with OpenAI's pretrained weights for ``model_size``, in eval mode.
 
     With ``WORKBOOK_TEST_MODEL=1`` it returns the tiny random test model instead, and says so.
+    The slide's version also prints a test generation; notebook 3 runs that step in its next cells.
     """
     if test_model_enabled():
         return build_test_model()
@@ -200,7 +201,7 @@ def download_and_load_gpt2(model_size="gpt2-small (124M)", models_dir=None) -> G
     model = GPTModel(get_model_config(model_size))
     load_weights_into_gpt(model, weights_path)
     model.eval()
-    model.is_test_model, model.model_size = False, model_size
+    model.is_test_model, model.model_size = False, model_size  # what it is, for checkpoints made from it
     return model
 
 

@@ -25,8 +25,8 @@ def texts(fig):
 
 def gpt2_small_classifier(trainable_blocks=1):
     with torch.device("meta"):
-        return prepare_for_classification(GPTModel(get_model_config("gpt2-small (124M)")),
-                                          trainable_blocks=trainable_blocks)
+        return unfreeze_top(prepare_for_classification(GPTModel(get_model_config("gpt2-small (124M)"))),
+                            trainable_blocks=trainable_blocks)
 
 
 def test_surgery_diagram_reads_which_layers_train():

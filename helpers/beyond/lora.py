@@ -1,4 +1,4 @@
-"""LoRA (low-rank adaptation), from scratch: train a small update ``B·A`` next to each frozen weight.
+"""LoRA (low-rank adaptation), from scratch: train a small update ``A·B`` next to each frozen weight.
 
 A frozen ``Linear`` layer computes ``x W^T + b``. LoRA adds ``scale · (x A) B`` with ``A`` of shape
 ``[in, rank]`` and ``B`` of shape ``[rank, out]``: ``rank · (in + out)`` new parameters instead of

@@ -60,8 +60,9 @@ STRATEGIES = {
     "gradual unfreezing": None,  # head + final norm first, then one more block each epoch
 }
 
-#: Published results of the same settings (the book's repository, ch06/02_bonus_additional-experiments:
-#: GPT-2 small, 5 epochs on an A100 GPU), validation and test accuracy. Not our runs: for comparison.
+#: Published results (the book's repository, ch06/02_bonus_additional-experiments: GPT-2 small, 5 epochs on an
+#: A100 GPU), validation and test accuracy. Not our runs, and on another split (that script shuffles the balanced
+#: frame once more before random_split); its LoRA scales A·B by alpha (not alpha / rank) and also adapts the head.
 PUBLISHED = {
     "lecture: last block + final norm + head": (0.9933, 0.9500),
     "last two blocks": (0.9866, 0.9833),

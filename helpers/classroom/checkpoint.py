@@ -62,7 +62,8 @@ def save_classifier(model, folder, *, max_length, pad_token_id=50256, pooling="l
 
 
 def apply_reading_rule(model, recipe):
-    """Let ``model`` carry its checkpoint's reading rule: ``classify_review``/``classify_texts`` apply it."""
+    """Let ``model`` carry its checkpoint's reading rule: ``classify_texts`` applies it (``classify_review``
+    reads the position its ``max_length`` gives: pass the checkpoint's)."""
     model.reading_rule = {"max_length": recipe["max_length"], "pooling": recipe["pooling"],
                           "pad_token_id": recipe["pad_token_id"]}
     return model

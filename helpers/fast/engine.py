@@ -117,6 +117,7 @@ class TrunkCache:
         lengths = self._length(rows)
         order = torch.argsort(lengths, stable=True)
         device = self.model.tok_emb.weight.device
+        was_training = self.model.training
         self.model.eval()
         if self._blocks is None:
             self._blocks = trunk_blocks(self.model, torch.bfloat16 if self.precision == "bf16" else None)
@@ -130,6 +131,7 @@ class TrunkCache:
             for i, row, length in zip(chunk.tolist(), hidden, chunk_lengths):
                 self.index[rows[i].numpy().tobytes()] = len(self.activations)
                 self.activations.append(row[:length].clone())
+        self.model.train(was_training)
         return self
 
     def add_datasets(self, datasets, progress=True):
