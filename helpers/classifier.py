@@ -39,7 +39,10 @@ def unfreeze_top(model, trainable_blocks=1):
 
 
 def check_classifier(model):
-    """A clear error when ``model`` still has GPT-2's language-model head (the surgery was not done)."""
+    """A clear error when ``model`` still has GPT-2's language-model head (the surgery was not done), or is no model."""
+    if not callable(model) or isinstance(model, (str, bytes)) or hasattr(model, "encode"):
+        raise TypeError(f"model must be the classifier (a GPTModel after the surgery), got {type(model).__name__}; "
+                        "are the arguments in the order (..., model, tokenizer, device)?")
     head, cfg = getattr(model, "out_head", None), getattr(model, "cfg", None)
     if head is not None and cfg is not None and head.out_features == cfg["vocab_size"]:
         raise ValueError(f"this model still predicts the {cfg['vocab_size']} tokens of GPT-2's vocabulary, not "

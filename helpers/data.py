@@ -186,6 +186,9 @@ def check_frame(df, allowed_labels) -> None:
 
 def check_balanceable(df) -> None:
     """A clear error unless ``df`` is the collection's frame (labels "ham"/"spam") with at least as much ham as spam."""
+    if isinstance(df, pd.DataFrame) and "Label" in df.columns and set(df["Label"]) <= {0, 1} and len(df):
+        raise ValueError("the labels are already 0/1: balance the frame as loaded (labels \"ham\"/\"spam\"), "
+                         "then encode its labels")
     check_frame(df, LABEL_MAP)
     spam, ham = (df["Label"] == "spam").sum(), (df["Label"] == "ham").sum()
     if not 0 < spam <= ham:
@@ -220,14 +223,17 @@ def encode_labels(df):
     return encoded
 
 
-def check_fractions(train_frac, validation_frac) -> None:
+def check_fractions(df, train_frac, validation_frac) -> None:
+    """Clear errors for what ``random_split`` cannot split."""
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"random_split splits a pandas DataFrame (e.g. the balanced frame), got {type(df).__name__}")
     if not (0 < train_frac < 1 and 0 <= validation_frac < 1 and train_frac + validation_frac <= 1):
         raise ValueError(f"fractions must be in (0, 1) and sum to at most 1, got {train_frac} and {validation_frac}")
 
 
 def random_split(df, train_frac, validation_frac):
     """Shuffle, then cut into train / validation / test; test gets the rest (1045 / 149 / 300)."""
-    check_fractions(train_frac, validation_frac)
+    check_fractions(df, train_frac, validation_frac)
     # Shuffle the entire DataFrame
     df = df.sample(frac=1, random_state=123).reset_index(drop=True)
 

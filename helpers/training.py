@@ -5,9 +5,33 @@ from tqdm.auto import tqdm
 from .classifier import check_classifier
 
 
+def check_evaluation_inputs(data_loader, model, num_batches):
+    """Clear errors for what the accuracy and loss functions cannot evaluate."""
+    check_classifier(model)
+    if isinstance(data_loader, torch.utils.data.Dataset):
+        raise TypeError("pass a DataLoader (batches of inputs and labels), not the Dataset itself: "
+                        "e.g. val_loader, not val_loader.dataset")
+    if num_batches is not None and (isinstance(num_batches, bool) or not isinstance(num_batches, int) or num_batches < 1):
+        raise ValueError(f"num_batches must be a whole number of batches of at least 1 (or None for all), "
+                         f"got {num_batches!r}")
+    if len(data_loader) == 0:
+        raise ValueError("the data loader has no batches: nothing to evaluate")
+
+
+def check_training_inputs(model, optimizer, num_epochs, eval_freq, eval_iter):
+    """Clear errors for what ``train_classifier_simple`` cannot train with."""
+    check_classifier(model)
+    if not callable(getattr(optimizer, "step", None)):
+        raise TypeError(f"optimizer must be a torch optimizer (e.g. torch.optim.AdamW(model.parameters(), ...)), "
+                        f"got {type(optimizer).__name__}")
+    for name, value in (("num_epochs", num_epochs), ("eval_freq", eval_freq), ("eval_iter", eval_iter)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+
+
 def calc_accuracy_loader(data_loader, model, device, num_batches=None):
     """Fraction (0.0–1.0) of messages in the first ``num_batches`` batches classified correctly."""
-    check_classifier(model)
+    check_evaluation_inputs(data_loader, model, num_batches)
     model.eval()
     correct_predictions, num_examples = 0, 0
 
@@ -33,6 +57,7 @@ def calc_accuracy_loader(data_loader, model, device, num_batches=None):
 
 def calc_loss_batch(input_batch, target_batch, model, device):
     """Cross-entropy of one batch on the last token's logits (a tensor, so ``backward`` can follow)."""
+    check_classifier(model)
     input_batch = input_batch.to(device)
     target_batch = target_batch.to(device)
     logits = model(input_batch)[:, -1, :]  # logits of the last output token
@@ -42,10 +67,9 @@ def calc_loss_batch(input_batch, target_batch, model, device):
 
 def calc_loss_loader(data_loader, model, device, num_batches=None):
     """Average batch loss over the first ``num_batches`` batches (all by default)."""
+    check_evaluation_inputs(data_loader, model, num_batches)
     total_loss = 0.0
-    if len(data_loader) == 0:  # the book's guard: no batches, no loss
-        return float("nan")
-    elif num_batches is None:
+    if num_batches is None:
         num_batches = len(data_loader)
     else:
         num_batches = min(num_batches, len(data_loader))
@@ -76,7 +100,7 @@ def progress_bar(data_loader, desc):
 
 def train_classifier_simple(model, train_loader, val_loader, optimizer, device, num_epochs, eval_freq, eval_iter):
     """The lecture's fine-tuning loop; returns ``train_losses, val_losses, train_accs, val_accs, examples_seen``."""
-    check_classifier(model)
+    check_training_inputs(model, optimizer, num_epochs, eval_freq, eval_iter)
     # Initialize lists to track losses and examples seen
     train_losses, val_losses, train_accs, val_accs = [], [], [], []
     examples_seen, global_step = 0, -1

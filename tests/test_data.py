@@ -306,3 +306,13 @@ def test_zip_bomb_is_refused_while_streaming(tmp_path):
         tracemalloc.stop()
     assert peak < 16e6  # the 64 MB member was never held whole
     assert not (tmp_path / "data" / "sms_spam_collection" / "SMSSpamCollection").exists()
+
+
+def test_balancing_and_splitting_name_the_usual_mistakes(staged_zip, tmp_path):
+    from helpers import create_balanced_dataset, encode_labels, load_sms_spam, random_split
+
+    df = load_sms_spam(download_sms_spam_dataset(staged_zip, tmp_path))
+    with pytest.raises(ValueError, match="already 0/1: balance the frame as loaded"):
+        create_balanced_dataset(encode_labels(df))
+    with pytest.raises(TypeError, match="splits a pandas DataFrame"):
+        random_split("data/train.csv", 0.7, 0.1)

@@ -79,3 +79,12 @@ def test_bad_max_length_or_batch_size_is_a_clear_error(model, tokenizer, bad, er
         classify_texts(["hello there"], model, tokenizer, "cpu", max_length=bad)
     with pytest.raises(error, match=f"batch_size.*{match}|{match}"):
         classify_texts(["hello there"], model, tokenizer, "cpu", max_length=20, batch_size=bad)
+
+
+def test_classify_texts_reads_any_iterable_and_classify_review_names_swapped_arguments(model, tokenizer, messages):
+    labels, _ = classify_texts((text for text in messages), model, tokenizer, "cpu", max_length=120)
+    assert len(labels) == len(messages)  # a generator is read once, not used up by the input check
+    with pytest.raises(TypeError, match="tokenizer must be a tokenizer object"):
+        classify_review("hello", model, "gpt2", "cpu", max_length=120)
+    with pytest.raises(TypeError, match="model must be the classifier.*order"):
+        classify_review("hello", tokenizer, model, "cpu", max_length=120)

@@ -70,7 +70,8 @@ def test_loss_is_cross_entropy_of_the_last_token():
     assert loss.item() == pytest.approx(by_hand.item())
     batches = [(torch.zeros(2, 4, dtype=torch.long), labels)] * 3
     assert calc_loss_loader(batches, FixedLogits(torch.cat([logits] * 3)), "cpu") == pytest.approx(by_hand.item())
-    assert calc_loss_loader([], FixedLogits(logits), "cpu") != calc_loss_loader([], FixedLogits(logits), "cpu")  # nan
+    with pytest.raises(ValueError, match="no batches"):
+        calc_loss_loader([], FixedLogits(logits), "cpu")
 
 
 def run_training(seed=0, epochs=3, lr=1e-3):
@@ -134,3 +135,22 @@ def test_predict_loader_matches_accuracy():
     assert torch.allclose(probabilities.sum(-1), torch.ones(len(labels)))
 
 
+
+
+def test_the_loop_and_the_metrics_refuse_what_they_cannot_use(tiny_classifier, tiny_gpt):
+    model, loader = tiny_classifier(), toy_loader()
+    language_model = tiny_gpt()  # no surgery: its head predicts tokens
+    for call in (lambda: calc_accuracy_loader(loader, language_model, "cpu"),
+                 lambda: calc_loss_loader(loader, language_model, "cpu"),
+                 lambda: calc_loss_batch(*loader[0], language_model, "cpu")):
+        with pytest.raises(ValueError, match="prepare_for_classification"):
+            call()
+    with pytest.raises(ValueError, match="no batches"):
+        calc_accuracy_loader([], model, "cpu")
+    with pytest.raises(ValueError, match="num_batches must be a whole number"):
+        calc_loss_loader(loader, model, "cpu", num_batches=0)
+    optimizer = torch.optim.AdamW(model.parameters())
+    with pytest.raises(ValueError, match="eval_freq must be a whole number of at least 1"):
+        train_classifier_simple(model, loader, loader, optimizer, "cpu", num_epochs=1, eval_freq=0, eval_iter=1)
+    with pytest.raises(TypeError, match="optimizer must be a torch optimizer"):
+        train_classifier_simple(model, loader, loader, None, "cpu", num_epochs=1, eval_freq=1, eval_iter=1)

@@ -109,15 +109,16 @@ def run_strategy(name, loaders, model_size="gpt2-small (124M)", device="cpu", nu
         raise ValueError(f"unknown strategy {name!r}; choose one of {list(STRATEGIES)}")
     train_loader, val_loader, test_loader = loaders
     model = build_spam_classifier(model_size, device)
-    torch.manual_seed(123)
     start = time.time()
     if STRATEGIES[name] is not None:
         model = STRATEGIES[name](model)
+        torch.manual_seed(123)  # after the strategy (LoRA and random weights draw from it): every one sees the same batches
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
         train_classifier_simple(model, train_loader, val_loader, optimizer, device, num_epochs=num_epochs,
                                 eval_freq=50, eval_iter=5)
         trainable = count_parameters(model)[0]
     else:  # gradual unfreezing: one optimizer; newly unfrozen weights get their AdamW state when first updated
+        torch.manual_seed(123)
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
         trainable = 0
         for epoch in range(num_epochs):

@@ -67,11 +67,14 @@ def classify_texts(texts, model, tokenizer, device, max_length=None, batch_size=
 
     Gives the same results as :func:`helpers.classify_review` on each message with the same
     ``max_length`` (or the checkpoint's reading rule, for a model loaded with ``load_classifier``).
+    Where ``classify_review`` refuses a message longer than the model's context (no ``max_length``),
+    this cuts it at the context.
     ``precision="bf16"`` runs it in bfloat16 where the hardware has it (see :mod:`helpers.fast.precision`).
     """
     if isinstance(texts, str):
         raise TypeError("classify_texts takes a list of messages; for one message use classify_review")
     _check_count("batch_size", batch_size)
+    texts = list(texts)  # a generator is read once, here
     model = plain_model(model)
     check_classifier(model)
     model.eval()
