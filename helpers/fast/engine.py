@@ -219,6 +219,7 @@ class CachedTop(nn.Module):
 
     def __init__(self, model, cache):
         super().__init__()
+        model = model.model if isinstance(model, CachedTop) else model  # the classifier itself, never a wrapper
         check_fast_engine_applicable(model)
         self.model, self.cache = model, cache
 
