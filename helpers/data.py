@@ -51,8 +51,12 @@ def _offline_help(folder: Path) -> str:
 def _extract_verified(zip_path: Path, target: Path, *, remove_bad_zip: bool, note=None) -> Path:
     """Extract SMSSpamCollection from ``zip_path`` to ``target`` if its sha256 is right."""
     try:
-        with zipfile.ZipFile(zip_path) as archive, archive.open(SMS_SPAM_FILE) as member:
-            data = _read_limited(member, zip_path)  # a stream: a zip bomb stops at the limit
+        with zipfile.ZipFile(zip_path) as archive:
+            if archive.getinfo(SMS_SPAM_FILE).flag_bits & 0x1:  # zipfile would raise a bare RuntimeError
+                raise DatasetError(f"{display_path(zip_path)} is encrypted (password-protected); UCI's zip is not. "
+                                   f"{_offline_help(target.parent.parent)}")
+            with archive.open(SMS_SPAM_FILE) as member:
+                data = _read_limited(member, zip_path)  # a stream: a zip bomb stops at the limit
     except (zipfile.BadZipFile, KeyError, EOFError, zipfile.LargeZipFile, zlib.error) as exc:
         if remove_bad_zip:
             zip_path.unlink(missing_ok=True)
@@ -99,6 +103,9 @@ def sms_spam_source(data_folder=None) -> str:
 
 def _install_local_copy(source: Path, target: Path) -> Path:
     """Use a pre-staged zip or a pre-staged extracted SMSSpamCollection file."""
+    if source.is_dir():
+        raise DatasetError(f"The pre-staged dataset {source} is a folder; point {ENV_SMS_ZIP} at the zip file itself "
+                           f"(e.g. {source / 'sms+spam+collection.zip'}). {_offline_help(target.parent.parent)}")
     if not source.is_file():
         raise DatasetError(f"The pre-staged dataset {source} does not exist. {_offline_help(target.parent.parent)}")
     if zipfile.is_zipfile(source) or source.suffix.lower() == ".zip":

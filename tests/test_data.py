@@ -316,3 +316,20 @@ def test_balancing_and_splitting_name_the_usual_mistakes(staged_zip, tmp_path):
         create_balanced_dataset(encode_labels(df))
     with pytest.raises(TypeError, match="splits a pandas DataFrame"):
         random_split("data/train.csv", 0.7, 0.1)
+
+
+def test_an_encrypted_zip_or_a_folder_for_the_staged_zip_is_a_clear_error(tmp_path, monkeypatch):
+    encrypted = tmp_path / "encrypted.zip"
+    with zipfile.ZipFile(encrypted, "w") as archive:
+        archive.writestr("SMSSpamCollection", b"ham\thello\n")
+    data = bytearray(encrypted.read_bytes())
+    data[6] |= 0x01  # the "encrypted" flag in the local header
+    central = data.rfind(b"PK\x01\x02")
+    data[central + 8] |= 0x01  # and in the central directory
+    encrypted.write_bytes(bytes(data))
+    monkeypatch.setenv("WORKBOOK_SMS_ZIP", str(encrypted))
+    with pytest.raises(DatasetError, match="is encrypted"):
+        download_sms_spam_dataset(data_folder=tmp_path / "data")
+    monkeypatch.setenv("WORKBOOK_SMS_ZIP", str(tmp_path))
+    with pytest.raises(DatasetError, match="is a folder; point WORKBOOK_SMS_ZIP at the zip file itself"):
+        download_sms_spam_dataset(data_folder=tmp_path / "data")

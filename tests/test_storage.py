@@ -7,7 +7,7 @@ import pytest
 from helpers import (
     save_classifier,
 )
-from helpers.storage.files import CorruptFileError, read_json, write_checked, write_json
+from helpers.storage.files import CorruptFileError, checksum_path, read_json, write_checked, write_json
 from helpers.storage.paths import StorageError, data_dir
 
 
@@ -73,3 +73,15 @@ def test_full_or_read_only_disk_is_a_clear_error_and_leaves_nothing(tmp_path, mo
     with pytest.raises(StorageError, match=f"model.safetensors: {match}"):
         save_classifier(model, tmp_path / "ckpt", max_length=20)
     assert list((tmp_path / "ckpt").iterdir()) == []
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_new_files_get_the_permissions_of_the_umask(tmp_path, umask):
+    """Written through a temporary file (mkstemp makes it 0600), a file still gets what open() would give."""
+    old = os.umask(umask)
+    try:
+        path = write_json(tmp_path / "record.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert checksum_path(path).stat().st_mode & 0o777 == 0o666 & ~umask

@@ -15,7 +15,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .files import sha256_file as sha256_of  # one hashing helper for the package
-from .files import write_atomically
+from .files import give_normal_permissions, write_atomically
 
 CHUNK = 1 << 20
 
@@ -50,6 +50,7 @@ def _fetch(url, destination: Path, timeout: float, desc: str) -> None:
                     bar.update(len(block))
         if total is not None and Path(tmp).stat().st_size != total:
             raise DownloadError(f"connection closed after {Path(tmp).stat().st_size} of {total} bytes")
+        give_normal_permissions(tmp)
         os.replace(tmp, destination)
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 from .paths import StorageError, display_path
@@ -38,6 +39,18 @@ def sha256_file(path) -> str:
         while block := f.read(CHUNK):
             digest.update(block)
     return digest.hexdigest()
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def give_normal_permissions(path) -> None:
+    """The mode ``open()`` would have given a new file, under this process's umask (``mkstemp`` makes it 0600,
+    which nobody else could read: a data folder prepared by one account, or copied slides)."""
+    with _UMASK_LOCK:  # the umask can only be read by setting it
+        mask = os.umask(0o022)
+        os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 def _storage_error(path, exc) -> StorageError:
@@ -70,6 +83,7 @@ def write_atomically(path, data=None, *, writer=None, before_replace=None) -> Pa
                 writer(tmp)
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
+            give_normal_permissions(tmp)
             if before_replace is not None:
                 before_replace(tmp)
             os.replace(tmp, path)
