@@ -96,7 +96,7 @@ from .classroom.pipeline import (
     train_spam_classifier,
 )
 from .classroom.show import show_source
-from .fast.engine import CachedTop, FastEngineError, TrunkCache, train_classifier_fast, use_trunk_cache
+from .fast.engine import CachedTop, FastEngineError, TrunkCache, train_classifier_fast
 from .fast.inference import classify_texts
 from .fast.precision import PRECISIONS, bf16_native
 from .figures.diagrams import plot_model_surgery, plot_pipeline, plot_training_loop

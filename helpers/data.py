@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .storage.download import DownloadError, atomic_write_bytes, download_file, sha256_of
 from .storage.paths import ENV_SMS_ZIP, PROJECT_ROOT, data_dir, display_path
+from .tokenizer import check_max_length, check_tokenizer, get_gpt2_tokenizer
 
 SMS_SPAM_URLS = (
     "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip",
@@ -176,14 +177,17 @@ def load_sms_spam(path=None) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", header=None, names=["Label", "Text"])
 
 
-def check_frame(df, allowed_labels) -> None:
-    """A clear error unless ``df`` is a DataFrame with ``Label`` and ``Text`` columns, rows, and known labels."""
+def check_frame(df, allowed_labels=None) -> None:
+    """A clear error unless ``df`` is a DataFrame with ``Label`` and ``Text`` columns, rows, and (unless
+    ``allowed_labels`` is None) only known labels."""
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"expected a pandas DataFrame with columns 'Label' and 'Text', got {type(df).__name__}")
     if "Label" not in df.columns or "Text" not in df.columns:
         raise ValueError(f"expected columns 'Label' and 'Text', found {list(df.columns)}")
     if len(df) == 0:
         raise ValueError("the DataFrame has no rows")
+    if allowed_labels is None:
+        return
     unknown = sorted(set(df["Label"]) - set(allowed_labels), key=str)
     if unknown:
         rows = df.index[~df["Label"].isin(allowed_labels)][:5].tolist()
@@ -290,10 +294,10 @@ def read_split(csv_file) -> pd.DataFrame:
         data = pd.read_csv(csv_file)
     except pd.errors.EmptyDataError as exc:
         raise ValueError(f"{csv_file} is empty; run prepare_spam_splits() to rebuild it.") from exc
-    if "Label" not in data.columns or "Text" not in data.columns:
-        raise ValueError(f"{csv_file}: expected columns 'Label' and 'Text', found {list(data.columns)}")
-    if len(data) == 0:
-        raise ValueError(f"{csv_file} has no rows; run prepare_spam_splits() to rebuild it.")
+    try:
+        check_frame(data)
+    except ValueError as exc:
+        raise ValueError(f"{csv_file}: {exc}; run prepare_spam_splits() to rebuild it.") from exc
     if not pd.api.types.is_integer_dtype(data["Label"]) or data["Label"].min() < 0:
         bad = data["Label"][~data["Label"].astype(str).str.fullmatch(r"\d+")].unique()[:3].tolist()
         raise ValueError(f"{csv_file}: labels must be the class numbers 0, 1, ... (encode_labels does that), "
@@ -305,14 +309,10 @@ def read_split(csv_file) -> pd.DataFrame:
 
 def check_dataset_arguments(tokenizer, max_length, pad_token_id) -> None:
     """Clear errors for arguments ``SpamDataset`` cannot use (checked before any message is read)."""
-    if isinstance(tokenizer, (str, bytes)) or not callable(getattr(tokenizer, "encode", None)):
-        raise TypeError(f"tokenizer must be a tokenizer object with .encode (e.g. get_gpt2_tokenizer()), got "
-                        f"{type(tokenizer).__name__}: {tokenizer!r}")
-    for name, value in (("max_length", max_length), ("pad_token_id", pad_token_id)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise TypeError(f"{name} must be a whole number, got {type(value).__name__}: {value!r}")
-    if max_length is not None and max_length < 1:
-        raise ValueError(f"max_length must be a positive number of tokens, got {max_length}")
+    check_tokenizer(tokenizer)
+    check_max_length(max_length)
+    if isinstance(pad_token_id, bool) or not isinstance(pad_token_id, int):
+        raise TypeError(f"pad_token_id must be a whole number, got {type(pad_token_id).__name__}: {pad_token_id!r}")
     vocabulary = getattr(tokenizer, "n_vocab", None)
     if pad_token_id < 0 or (vocabulary is not None and pad_token_id >= vocabulary):
         raise ValueError(f"pad_token_id must be a token id of the vocabulary (50256 is <|endoftext|>), "
@@ -376,8 +376,6 @@ def get_spam_dataloaders(tokenizer=None, batch_size=8, seed=123, data_folder=Non
 
     Val and test reuse the training set's ``max_length`` (120), as on the slides.
     """
-    from .tokenizer import get_gpt2_tokenizer
-
     tokenizer = tokenizer or get_gpt2_tokenizer()
     paths = prepare_spam_splits(data_folder=data_folder)
     train_dataset = SpamDataset(paths["train"], tokenizer)

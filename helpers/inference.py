@@ -7,6 +7,7 @@ model reads its last token.
 import torch
 
 from .classifier import check_classifier
+from .tokenizer import check_max_length, check_tokenizer
 
 
 def check_message(text):
@@ -21,13 +22,8 @@ def check_classify_inputs(text, model, tokenizer, max_length):
     """Clear errors for what ``classify_review`` cannot read: no text, no classifier, too many tokens."""
     check_message(text)
     check_classifier(model)
-    if isinstance(tokenizer, (str, bytes)) or not callable(getattr(tokenizer, "encode", None)):
-        raise TypeError(f"tokenizer must be a tokenizer object with .encode (e.g. get_gpt2_tokenizer()), got "
-                        f"{type(tokenizer).__name__}: {tokenizer!r}")
-    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int)):
-        raise TypeError(f"max_length must be a whole number of tokens (e.g. 120), got {max_length!r}")
-    if max_length is not None and max_length < 1:
-        raise ValueError(f"max_length must be at least 1, got {max_length}")
+    check_tokenizer(tokenizer)
+    check_max_length(max_length)
     context = model.cfg["context_length"]
     if (max_length or len(tokenizer.encode(text, disallowed_special=()))) > context:
         raise ValueError(f"the model reads at most {context} tokens; pass max_length={min(context, 120)} "

@@ -7,6 +7,7 @@ Encoding from them, after checking their sha256 against the hashes tiktoken pins
 import contextlib
 import functools
 import hashlib
+import numbers
 import os
 from importlib import resources
 from pathlib import Path
@@ -91,3 +92,21 @@ def build_gpt2_encoding(vocab_bpe: Path, encoder_json: Path) -> tiktoken.Encodin
 def get_gpt2_tokenizer() -> tiktoken.Encoding:
     """GPT-2's tokenizer, the same as ``tiktoken.get_encoding("gpt2")``, with no network."""
     return build_gpt2_encoding(*bpe_files())
+
+
+def check_tokenizer(tokenizer) -> None:
+    """A clear error for a tokenizer that is not one (a name like "gpt2", or a model passed in its place)."""
+    if isinstance(tokenizer, (str, bytes)) or not callable(getattr(tokenizer, "encode", None)):
+        raise TypeError(f"tokenizer must be a tokenizer object with .encode (e.g. get_gpt2_tokenizer()), got "
+                        f"{type(tokenizer).__name__}: {tokenizer!r}")
+
+
+def check_max_length(max_length) -> None:
+    """A clear error for a ``max_length`` that is not a whole, positive number of tokens (``None`` is fine)."""
+    if max_length is None:
+        return
+    if isinstance(max_length, bool) or not isinstance(max_length, numbers.Integral):
+        raise TypeError(f"max_length must be a whole number of tokens (e.g. 120), got "
+                        f"{type(max_length).__name__}: {max_length!r}")
+    if max_length < 1:
+        raise ValueError(f"max_length must be a positive number of tokens (at least 1), got {max_length}")

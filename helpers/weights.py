@@ -14,8 +14,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from .storage.download import DownloadError, download_file
 from .gpt import GPTModel, get_model_config
+from .storage.download import DownloadError, download_file
 from .storage.paths import ENV_GPT2_DIR, ENV_TEST_MODEL, data_dir, display_path, env_flag
 
 HF_REPOS = {

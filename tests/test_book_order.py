@@ -14,7 +14,6 @@ from helpers import (
     BOOK_METRICS,
     PROJECT_ROOT,
     GPTModel,
-    LECTURE_SETTINGS,
     calc_accuracy_loader,
     book_training_log,
     calc_loss_loader,

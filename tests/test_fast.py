@@ -187,14 +187,13 @@ def test_trunk_of_padded_and_unpadded_message_agree():
 
 
 def test_cached_trunk_classifier_computes_live_once_the_trunk_trains():
-    from helpers import use_trunk_cache
     from helpers.beyond.lora import apply_lora
 
     model = classifier(torch.float32)
     reference = classifier(torch.float32)
     _, _, test_loader = toy_loaders()
     inputs = next(iter(test_loader))[0]
-    cached = use_trunk_cache(model, TrunkCache(model, "exact"))
+    cached = CachedTop(model, TrunkCache(model, "exact"))
     with torch.no_grad():
         assert cached(inputs).shape == (8, 1, 2)  # only the read position, from the cache
         assert torch.allclose(cached(inputs)[:, -1], reference(inputs)[:, -1], atol=1e-5)

@@ -6,7 +6,6 @@ import torch
 
 from .feedback import FAILED, Feedback, call, caller_names, fmt, is_untouched_function, number, untouched
 
-
 # --------------------------------------------------------------------------- activity 3
 # The probe: a stand-in model that reads a logit pair per token id, so a message's prediction depends on
 # WHICH position is read. Every probe message is built from three hidden choices: the class its first token

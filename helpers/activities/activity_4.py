@@ -3,7 +3,6 @@ import sys
 
 from .feedback import Feedback, caller_names, untouched
 
-
 _QUESTIONS = (
     "What do the messages it disagreed with have in common? Which words or signs (free, win, £, numbers, !!!, "
     "links) might it react to?",

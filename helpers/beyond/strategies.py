@@ -14,8 +14,8 @@ import torch
 
 from ..classifier import build_spam_classifier, unfreeze_top
 from ..gpt import count_parameters
-from .lora import apply_lora
 from ..training import calc_accuracy_loader, train_classifier_simple
+from .lora import apply_lora
 
 
 def _lecture(model):

@@ -7,8 +7,8 @@ float rounding on other hardware (the book ran on Apple's MPS).
 """
 import torch
 
-from .pipeline import DEFAULT_MODEL, LECTURE_SETTINGS
 from ..weights import test_model_enabled
+from .pipeline import DEFAULT_MODEL, LECTURE_SETTINGS
 
 BOOK_SEED = 123
 BOOK_DEVICE = 'an Apple "mps" GPU, torch 2.9.0'

@@ -11,8 +11,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_model
 
 from ..classifier import unfreeze_top
-from ..storage.files import CorruptFileError, read_json, verify_checked, write_checked, write_json
 from ..gpt import CONFIG_KEYS, GPTModel
+from ..storage.files import CorruptFileError, read_json, verify_checked, write_checked, write_json
 from ..storage.paths import data_dir
 
 WEIGHTS_FILE, RECIPE_FILE = "model.safetensors", "classifier.json"

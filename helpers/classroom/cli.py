@@ -12,13 +12,13 @@ import argparse
 import os
 import sys
 
-from .checkpoint import CheckpointError, default_checkpoint_dir, load_classifier
-from ..storage.files import CorruptFileError
 from ..fast.inference import classify_texts
+from ..storage.files import CorruptFileError
 from ..storage.paths import StorageError
-from .pipeline import active_model_name
 from ..tokenizer import get_gpt2_tokenizer
 from ..weights import print_test_model_banner
+from .checkpoint import CheckpointError, default_checkpoint_dir, load_classifier
+from .pipeline import active_model_name
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 # Everything str.splitlines() treats as a line break, plus tab (the field separator) and backslash

@@ -22,16 +22,23 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CheckpointError, default_checkpoint_dir, load_classifier, read_recipe, save_classifier
 from ..data import SMS_SPAM_URLS, DatasetError, download_sms_spam_dataset, get_spam_dataloaders, prepare_spam_splits
+from ..fast.engine import trunk_cache_dir
+from ..gpt import GPTModel, get_model_config
 from ..storage.download import atomic_copy
 from ..storage.files import CorruptFileError, read_csv, read_json, verify_checked, write_csv, write_json
-from ..gpt import GPTModel, get_model_config
-from ..fast.engine import trunk_cache_dir
 from ..storage.paths import ENV_INSTRUCTOR, PROJECT_ROOT, StorageError, data_dir, display_path
-from .slides import SlidesError, build_decks
+from ..weights import (
+    HF_MODEL_PAGE,
+    HF_REPOS,
+    WeightsError,
+    gpt2_weights_path,
+    load_weights_into_gpt,
+    test_model_enabled,
+)
+from .checkpoint import CheckpointError, default_checkpoint_dir, load_classifier, read_recipe, save_classifier
 from .pipeline import DEFAULT_MODEL, LECTURE_SETTINGS, active_model_name
-from ..weights import HF_MODEL_PAGE, HF_REPOS, WeightsError, gpt2_weights_path, load_weights_into_gpt, test_model_enabled
+from .slides import SlidesError, build_decks
 
 RUNS = ("exact", "flexible")
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
@@ -265,8 +272,8 @@ def _project_lecture_loop(model_size, loaders, steps=3):
 
 
 def _measure_performance(model_size):
-    from .performance import compare_fp32_int8
     from ..tokenizer import get_gpt2_tokenizer
+    from .performance import compare_fp32_int8
 
     path = prepared_dir(model_size) / "performance.csv"
     try:

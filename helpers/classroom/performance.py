@@ -11,30 +11,20 @@ import warnings
 
 import torch
 
+from ..fast.engine import StandIn, plain_model
 from ..fast.inference import classify_texts
+from ..fast.precision import autocast, bf16_native
 from ..inference import classify_review
 from ..metrics import predict_loader
-from .pipeline import LECTURE_SETTINGS
-from ..fast.engine import plain_model
-from ..fast.precision import autocast, bf16_native
 from ..training import calc_loss_batch, calc_loss_loader
+from .pipeline import LECTURE_SETTINGS
 
 
-class Float32Logits(torch.nn.Module):
+class Float32Logits(StandIn):
     """``model`` with its logits returned in float32 (under bf16 autocast they come out in bfloat16)."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
 
     def forward(self, input_ids):
         return self.model(input_ids).float()
-
-    def __getattr__(self, name):  # cfg, out_head, ...: the classifier's own
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            return getattr(self.__dict__["_modules"]["model"], name)
 
 
 def latency_ms(model, tokenizer, device, texts, max_length, repeats=3, precision="fp32"):

@@ -5,7 +5,7 @@ import torch
 
 from ..classifier import build_spam_classifier
 from ..data import get_spam_dataloaders
-from ..fast.engine import TrunkCache, train_classifier_fast, trunk_cache_dir, use_trunk_cache
+from ..fast.engine import CachedTop, TrunkCache, train_classifier_fast, trunk_cache_dir
 from ..storage.paths import display_path, instructor_mode
 from ..training import train_classifier_simple
 from ..weights import get_device, print_test_model_banner, test_model_enabled
@@ -93,4 +93,4 @@ def attach_prepared_trunk_cache(model):
         _LOADED[path] = cache
     print("Instructor mode: this classifier reads its frozen trunk from the prepared cache "
           "(same results, many times faster).")
-    return use_trunk_cache(model, _LOADED[path])
+    return CachedTop(model, _LOADED[path])

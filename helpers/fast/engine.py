@@ -207,28 +207,13 @@ def top_logits(model, cache, input_ids):
     return model.out_head(model.final_norm(last_block_at(model.trf_blocks[-1], x, positions)))
 
 
-class CachedTop(nn.Module):
-    """Stands in for a classifier whose frozen trunk is in ``cache``: token ids → logits ``[batch, 1, classes]``.
+class StandIn(nn.Module):
+    """A wrapper that stands in for a classifier, ``.model``, left unchanged: its attributes (``cfg``,
+    ``out_head`` …), ``state_dict`` and ``load_state_dict`` are read through. Subclasses define ``forward``."""
 
-    Everything that reads ``model(x)[:, -1, :]`` (the lecture's accuracy, loss and training loop,
-    ``predict_loader``, ``classify_review``) gives the classifier's numbers, many times faster. The
-    classifier itself is ``.model``, unchanged; its attributes (``cfg``, ``out_head`` …), ``state_dict``
-    and ``load_state_dict`` are read through. If its trunk stops being frozen (more layers unfrozen, LoRA
-    added) it computes everything live.
-    """
-
-    def __init__(self, model, cache):
+    def __init__(self, model):
         super().__init__()
-        model = model.model if isinstance(model, CachedTop) else model  # the classifier itself, never a wrapper
-        check_fast_engine_applicable(model)
-        self.model, self.cache = model, cache
-
-    def forward(self, input_ids):
-        try:  # checked on every call: a trunk made trainable since must be computed live
-            check_fast_engine_applicable(self.model)
-        except FastEngineError:
-            return self.model(input_ids)
-        return top_logits(self.model, self.cache, input_ids)
+        self.model = plain_model(model)  # the classifier itself, never a wrapper of a wrapper
 
     def __getattr__(self, name):  # the classifier's own attributes: cfg, out_head, trf_blocks, ...
         try:
@@ -246,14 +231,31 @@ class CachedTop(nn.Module):
         return self.model.load_state_dict(*args, **kwargs)
 
 
-def use_trunk_cache(model, cache):
-    """``model`` reading its frozen trunk from ``cache`` (a :class:`CachedTop`; ``model`` itself is unchanged)."""
-    return CachedTop(model, cache)
-
-
 def plain_model(model):
-    """The classifier itself, for a model that may be a :class:`CachedTop` standing in for it."""
-    return model.model if isinstance(model, CachedTop) else model
+    """The classifier itself, for a model that may be a :class:`StandIn` (e.g. a :class:`CachedTop`) for it."""
+    return model.model if isinstance(model, StandIn) else model
+
+
+class CachedTop(StandIn):
+    """Stands in for a classifier whose frozen trunk is in ``cache``: token ids → logits ``[batch, 1, classes]``.
+
+    Everything that reads ``model(x)[:, -1, :]`` (the lecture's accuracy, loss and training loop,
+    ``predict_loader``, ``classify_review``) gives the classifier's numbers, many times faster. The
+    classifier itself is ``.model``, unchanged (see :class:`StandIn`). If its trunk stops being frozen
+    (more layers unfrozen, LoRA added) it computes everything live.
+    """
+
+    def __init__(self, model, cache):
+        super().__init__(model)
+        check_fast_engine_applicable(self.model)
+        self.cache = cache
+
+    def forward(self, input_ids):
+        try:  # checked on every call: a trunk made trainable since must be computed live
+            check_fast_engine_applicable(self.model)
+        except FastEngineError:
+            return self.model(input_ids)
+        return top_logits(self.model, self.cache, input_ids)
 
 
 def train_classifier_fast(model, train_loader, val_loader, optimizer, device, num_epochs, eval_freq, eval_iter,

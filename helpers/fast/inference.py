@@ -10,18 +10,17 @@ import torch
 
 from ..classifier import check_classifier
 from ..inference import check_message
-from ..tokenizer import END_OF_TEXT_ID
+from ..tokenizer import END_OF_TEXT_ID, check_max_length
 from .blocks import is_plain_block, last_block_at, trunk_blocks, trunk_forward
 from .engine import plain_model
 from .precision import autocast, resolve_precision
 
 
-def _check_count(name, value):
+def _check_batch_size(value):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        unit = "tokens" if name == "max_length" else "messages"
-        raise TypeError(f"{name} must be a whole number of {unit}, got {type(value).__name__}: {value!r}")
+        raise TypeError(f"batch_size must be a whole number of messages, got {type(value).__name__}: {value!r}")
     if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
+        raise ValueError(f"batch_size must be at least 1, got {value}")
 
 
 def reading_rule(model, max_length):
@@ -32,8 +31,7 @@ def reading_rule(model, max_length):
     Otherwise, as ``classify_review`` does: with ``max_length`` pad to it and read the last position;
     without it read the last real token.
     """
-    if max_length is not None:
-        _check_count("max_length", max_length)
+    check_max_length(max_length)
     rule = getattr(model, "reading_rule", None)
     if rule is not None:
         if max_length is not None and rule["pooling"] == "last" and max_length != rule["max_length"]:
@@ -73,7 +71,7 @@ def classify_texts(texts, model, tokenizer, device, max_length=None, batch_size=
     """
     if isinstance(texts, str):
         raise TypeError("classify_texts takes a list of messages; for one message use classify_review")
-    _check_count("batch_size", batch_size)
+    _check_batch_size(batch_size)
     texts = list(texts)  # a generator is read once, here
     model = plain_model(model)
     check_classifier(model)

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .files import give_normal_permissions
 from .files import sha256_file as sha256_of  # one hashing helper for the package
-from .files import give_normal_permissions, write_atomically
+from .files import write_atomically
 
 CHUNK = 1 << 20
 
