@@ -51,7 +51,7 @@ from .gpt import (
     token_ids_to_text,
 )
 from .inference import classify_review
-from .metrics import confusion_matrix, precision_recall_f1, predict_loader
+from .metrics import check_class_ids, confusion_matrix, precision_recall_f1, predict_loader
 from .tokenizer import END_OF_TEXT_ID, TokenizerFileError, get_gpt2_tokenizer
 from .training import calc_accuracy_loader, calc_loss_batch, calc_loss_loader, evaluate_model, train_classifier_simple
 from .weights import (
@@ -77,11 +77,22 @@ from .classroom.book import (
     book_training_log,
     compare_log_with_book,
     compare_with_book,
+    seed_as_after_initial_accuracy,
     seed_as_after_training,
 )
-from .classroom.checkpoint import CheckpointError, default_checkpoint_dir, load_classifier, save_classifier
+from .classroom.checkpoint import (
+    CheckpointError,
+    default_checkpoint_dir,
+    describe,
+    load_classifier,
+    read_recipe,
+    rebuilt_checkpoint_dir,
+    save_classifier,
+    training_record,
+)
 from .classroom.instructor import (
     PrepareError,
+    load_prepared_run,
     prepare,
     prepared_performance,
     prepared_seconds,
@@ -97,7 +108,7 @@ from .classroom.pipeline import (
 )
 from .classroom.show import show_source
 from .fast.engine import CachedTop, FastEngineError, TrunkCache, train_classifier_fast
-from .fast.inference import classify_texts
+from .fast.inference import ReadAsTrained, classify_texts
 from .fast.precision import PRECISIONS, bf16_native
 from .figures.diagrams import plot_model_surgery, plot_pipeline, plot_training_loop
 from .figures.plots import (

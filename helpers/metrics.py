@@ -19,8 +19,18 @@ def predict_loader(data_loader, model, device):
     return torch.cat(labels), torch.cat(predictions), torch.cat(probabilities)
 
 
+def check_class_ids(labels, predictions, num_classes):
+    """A clear error when a label or prediction is not a class id from 0 to ``num_classes`` - 1."""
+    for name, values in (("labels", labels), ("predictions", predictions)):
+        values = torch.as_tensor(values)
+        if len(values) and (values.min() < 0 or values.max() >= num_classes):
+            raise ValueError(f"{name} hold class {values.max().item()}, but num_classes={num_classes}: pass "
+                             f"num_classes={values.max().item() + 1} (the classifier's number of classes)")
+
+
 def confusion_matrix(labels, predictions, num_classes=2):
     """``matrix[actual, predicted]`` = how many messages of class ``actual`` got ``predicted``."""
+    check_class_ids(labels, predictions, num_classes)
     matrix = torch.zeros(num_classes, num_classes, dtype=torch.long)
     for actual, predicted in zip(labels.tolist(), predictions.tolist()):
         matrix[actual, predicted] += 1

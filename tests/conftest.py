@@ -44,6 +44,32 @@ def tiny_classifier():
     return make_classifier
 
 
+#: The provenance of a classifier trained to the end with the lecture's settings (650 steps).
+FULL_TRAINING = {"engine": "lecture", "steps_done": 650, "steps_planned": 650, "seconds": None,
+                 "settings": {"num_epochs": 5, "lr": 5e-5, "weight_decay": 0.1, "eval_freq": 50, "eval_iter": 5}}
+
+
+def save_checkpoint(model, folder, max_length=20, training=None, **options):
+    """``save_classifier`` with the provenance of a complete lecture run unless ``training`` says otherwise."""
+    from helpers import save_classifier
+
+    return save_classifier(model, folder, max_length=max_length, training=training or FULL_TRAINING, **options)
+
+
+@pytest.fixture
+def full_training():
+    """The provenance of a complete lecture run (a fresh copy)."""
+    import copy
+
+    return copy.deepcopy(FULL_TRAINING)
+
+
+@pytest.fixture(scope="session")
+def saved():
+    """Factory: ``saved(model, folder, max_length=20, training=None, **options)`` saves a checkpoint."""
+    return save_checkpoint
+
+
 @pytest.fixture(scope="session")
 def messages():
     return list(MESSAGES)

@@ -8,18 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from helpers import (
-    SpamDataset,
-    check_activity_1,
-    check_activity_2,
-    check_activity_3,
-    check_activity_4,
-    spam_checker,
-    create_dataloaders,
-    download_sms_spam_dataset,
-    load_sms_spam,
-    random_split,
-)
+from helpers import (SpamDataset, check_activity_1, check_activity_2,
+                     check_activity_3, check_activity_4, classify_review,
+                     create_dataloaders, download_sms_spam_dataset,
+                     load_sms_spam, random_split, spam_checker)
 from helpers.storage.paths import PROJECT_ROOT
 
 SOLUTIONS = PROJECT_ROOT / "notebooks" / "solutions"
@@ -480,6 +472,7 @@ class Says(torch.nn.Module):
     def __init__(self, tokenizer):
         super().__init__()
         self.cfg = {"context_length": 128}
+        self.class_names = ("ham", "spam")
         self.win = tokenizer.encode("WIN")[0]
 
     def forward(self, x):
@@ -515,6 +508,28 @@ def test_activity_4_reports_agreement_and_never_says_all_correct(tokenizer, caps
     assert "agreed with you on 2 of 2" in out and "try to fool it" in out and "All correct" not in out
 
 
+def test_activity_4_and_the_widget_use_the_classifiers_own_classes(tokenizer, tiny_classifier, capsys):
+    """They used to assume class 1 is spam whatever the classifier: a 3-class one was read as ham/spam."""
+    from helpers import spam_checker
+
+    three = tiny_classifier(num_classes=3)
+    three.class_names = ("ham", "spam", "phishing")
+    with pytest.raises(ValueError, match="ham/spam classifier; this one's classes are ham/spam/phishing"):
+        check_activity_4(["WIN"], ["hi"], model=three, tokenizer=tokenizer, device="cpu", max_length=20)
+    box = spam_checker(three, tokenizer, "cpu", 20)
+    label, probabilities = box.check("Your account is locked")
+    verdict, bar = box.children[2], box.children[1].children[1]
+    assert ["Ham", "Spam", "phishing"][label] in verdict.value and bar.description == f"P({three.class_names[label]})"
+    assert bar.value == pytest.approx(float(probabilities[label]))
+    swapped = tiny_classifier()
+    swapped.class_names = ("spam", "ham")  # a classifier whose class 0 is spam
+    kwargs = dict(model=swapped, tokenizer=tokenizer, device="cpu", max_length=20)
+    label = classify_review("Free money", swapped, tokenizer, "cpu", 20)[0]
+    check_activity_4(["Free money"], ["see you"], **kwargs)
+    out = capsys.readouterr().out
+    assert f"→ {swapped.class_names[label]} " in out
+
+
 def test_activity_4_example_runs(tokenizer, capsys):
     ns = run_solution("activity_4.py", {})
     assert check_activity_4(ns["my_spam"], ns["my_ham"], model=Says(tokenizer), tokenizer=tokenizer, device="cpu",
@@ -525,7 +540,8 @@ def test_activity_3_check_leaves_the_global_generator_alone():
     """Passes over a DataLoader draw from PyTorch's generator; the check must not shift the book's batches."""
     from torch.utils.data import DataLoader, TensorDataset
 
-    from helpers import GPTModel, calc_accuracy_loader, calc_loss_batch, check_activity_3, prepare_for_classification
+    from helpers import (GPTModel, calc_accuracy_loader, calc_loss_batch,
+                         check_activity_3, prepare_for_classification)
 
     torch.manual_seed(0)
     model = prepare_for_classification(GPTModel({"vocab_size": 50257, "context_length": 16, "emb_dim": 8,

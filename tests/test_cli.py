@@ -6,24 +6,64 @@ import sys
 
 import pytest
 
-from helpers import (
-    classify_review,
-    save_classifier,
-)
-from helpers.classroom.checkpoint import RECIPE_FILE
+from helpers import classify_review
+from helpers.classroom.checkpoint import CHECKPOINT_FILE
 from helpers.classroom.cli import escape_field, split_lines
-from helpers.storage.files import read_json, write_json
+from helpers.storage.files import write_checked
 from helpers.storage.paths import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 
 
 
-def test_cli_exit_status_2_for_a_bad_recipe(tmp_path, tiny_classifier, run_cli):
-    folder = save_classifier(tiny_classifier(), tmp_path / "ckpt", max_length=20)
-    write_json(folder / RECIPE_FILE, read_json(folder / RECIPE_FILE) | {"num_classes": "2"})
+def test_cli_exit_status_2_for_a_file_that_is_no_checkpoint(tmp_path, tiny_classifier, run_cli, saved):
+    folder = saved(tiny_classifier(), tmp_path / "ckpt")
+    write_checked(folder / CHECKPOINT_FILE, b"not a checkpoint at all")  # its checksum fits
     result = run_cli("classify", "--checkpoint", str(folder), "hello")
-    assert result.returncode == 2 and b"num_classes" in result.stderr and b"Traceback" not in result.stderr
+    assert result.returncode == 2 and b"not a classifier checkpoint" in result.stderr
+    assert b"Traceback" not in result.stderr
+
+
+def test_cli_refuses_a_training_stopped_early_unless_asked(tmp_path, tiny_classifier, run_cli, saved, full_training):
+    folder = saved(tiny_classifier(), tmp_path / "early", training=dict(full_training, steps_done=2))
+    result = run_cli("classify", "--checkpoint", str(folder), "hello")
+    assert result.returncode == 2 and b"trained 2 of 650 steps: stopped early" in result.stderr
+    assert b"--allow-partial" in result.stderr and result.stdout == b""
+    result = run_cli("classify", "--checkpoint", str(folder), "--allow-partial", "hello")
+    assert result.returncode == 0 and b"trained 2 of 650 steps: stopped early" in result.stderr
+
+
+def test_cli_prints_a_classifiers_own_class_names(tmp_path, tiny_classifier, tokenizer, run_cli, saved):
+    """A 3-class classifier used to be printed as ham/spam with a meaningless P(spam)."""
+    model = tiny_classifier(num_classes=3)
+    folder = saved(model, tmp_path / "three", class_names=["ham", "spam", "phishing"])
+    texts = ["Free money! Click now!", "Meeting at 3pm today", "Your account is locked, log in here"]
+    result = run_cli("classify", "--checkpoint", str(folder), *texts)
+    assert result.returncode == 0, result.stderr
+    for line, text in zip(result.stdout.decode().splitlines(), texts):
+        label, probability, _ = line.split("\t")
+        expected, probabilities = classify_review(text, model, tokenizer, "cpu", max_length=20)
+        assert label == ["ham", "spam", "phishing"][expected]
+        assert float(probability) == pytest.approx(float(probabilities[expected]), abs=1e-3)
+
+
+def test_cli_without_a_checkpoint_names_what_to_run(tmp_path, run_cli):
+    result = run_cli("classify", "hello", env={"WORKBOOK_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2 and b"no trained classifier" in result.stderr and b"notebook 4" in result.stderr
+
+
+def test_every_subcommand_exits_2_on_an_unwritable_output(tmp_path, run_cli, staged_zip):
+    """A file where a folder should be: the slides' --out, prepare's trunk_cache (it used to be a traceback)."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("in the way")
+    result = run_cli("slides", "--no-execute", "--out", str(blocker / "decks"))
+    assert result.returncode == 2 and b"error:" in result.stderr and b"Traceback" not in result.stderr
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "trunk_cache").write_text("in the way")
+    result = run_cli("prepare", "--no-timing", env={"WORKBOOK_DATA_DIR": str(data), "WORKBOOK_SMS_ZIP": str(staged_zip)})
+    assert result.returncode == 2 and b"trunk_cache" in result.stderr and b"Traceback" not in result.stderr
+    assert b"a file is in the way" in result.stderr or b"not a folder" in result.stderr
 
 
 # --------------------------------------------------------------------------- 11. the CLI's text
@@ -35,8 +75,8 @@ def test_only_newlines_split_messages_and_records_stay_on_one_line():
 
 
 @pytest.fixture(scope="module")
-def cli_checkpoint(tmp_path_factory, tiny_classifier):
-    return save_classifier(tiny_classifier(), tmp_path_factory.mktemp("cli"), max_length=20)
+def cli_checkpoint(tmp_path_factory, tiny_classifier, saved):
+    return saved(tiny_classifier(), tmp_path_factory.mktemp("cli"))
 
 
 def test_cli_text_handling(cli_checkpoint, run_cli):
@@ -73,8 +113,8 @@ def model(tiny_classifier):
 
 
 @pytest.fixture(scope="module")
-def checkpoint(model, tmp_path_factory):
-    return save_classifier(model, tmp_path_factory.mktemp("ckpt"), max_length=120)
+def checkpoint(model, tmp_path_factory, saved):
+    return saved(model, tmp_path_factory.mktemp("ckpt"), max_length=120)
 
 
 @pytest.fixture(scope="module")

@@ -88,3 +88,12 @@ def test_classify_texts_reads_any_iterable_and_classify_review_names_swapped_arg
         classify_review("hello", model, "gpt2", "cpu", max_length=120)
     with pytest.raises(TypeError, match="model must be the classifier.*order"):
         classify_review("hello", tokenizer, model, "cpu", max_length=120)
+
+
+def test_a_model_without_the_surgery_is_refused_before_it_classifies(tiny_gpt, tokenizer):
+    """It used to return label 50256 (a token id) as the predicted class."""
+    language_model = tiny_gpt()
+    for call in (lambda: classify_review("Free money", language_model, tokenizer, "cpu", max_length=20),
+                 lambda: classify_texts(["Free money"], language_model, tokenizer, "cpu")):
+        with pytest.raises(ValueError, match="still predicts the 50257 tokens.*prepare_for_classification"):
+            call()

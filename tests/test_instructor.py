@@ -11,8 +11,10 @@ from helpers import (
     CachedTop,
     PrepareError,
     TrunkCache,
+    build_spam_classifier,
     calc_accuracy_loader,
     get_spam_dataloaders,
+    get_trained_classifier,
     load_classifier,
     prepare,
     prepared_performance,
@@ -46,13 +48,14 @@ def classroom(monkeypatch, tmp_path, staged_zip):
 
 
 @pytest.mark.slow
-def test_prepare_then_instructor_mode_then_idempotent(classroom, capsys, monkeypatch, messages):
+def test_prepare_then_instructor_mode_then_idempotent(classroom, capsys, monkeypatch, messages, saved, full_training):
     data, usb = classroom
     report = prepare(source=usb)
     out = capsys.readouterr().out
     assert set(report["notebook_seconds"]) == {path.name for path in LECTURE_NOTEBOOKS}  # each ran, instructor mode
     assert "✓ dataset" in out and "trunk cache (exact)" in out and "exact run: trained" in out
-    checkpoint = default_checkpoint_dir("test-model")
+    checkpoint = run_checkpoint("exact")
+    assert checkpoint.parent == prepared_dir() and not default_checkpoint_dir("test-model").exists()
     files = [p for p in data.rglob("*") if p.is_file()]
     stamps = {p: p.stat().st_mtime_ns for p in files}
 
@@ -74,6 +77,28 @@ def test_prepare_then_instructor_mode_then_idempotent(classroom, capsys, monkeyp
     assert out.count("already prepared") == 5 and "timed before" in out
     assert {p: p.stat().st_mtime_ns for p in files if not p.name.startswith("report.json")} == \
            {p: t for p, t in stamps.items() if not p.name.startswith("report.json")}
+
+    # a rehearsal's save goes to the student's folder: the replay still shows the prepared run, and says so
+    rehearsal = build_spam_classifier(device="cpu")  # the test model, untrained: not the prepared weights
+    saved(rehearsal, default_checkpoint_dir("test-model"), max_length=120)
+    model = CachedTop(build_spam_classifier(device="cpu"), TrunkCache(build_spam_classifier(device="cpu"), "exact"))
+    replay_prepared_run("exact", model)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), trained.state_dict().values()))
+    out = capsys.readouterr().out
+    assert "The weights are the prepared run's (verified)" in out and "trained 650 of 650 steps" in out
+    shown, recipe = get_trained_classifier(device="cpu")
+    assert recipe["saved_by"] == "python -m helpers prepare" and "prepared on" in capsys.readouterr().out
+    assert all(torch.equal(a, b) for a, b in zip(shown.state_dict().values(), trained.state_dict().values()))
+    # a prepared classifier replaced by another (valid) one is refused, and `prepare` trains that run again
+    saved(rehearsal, checkpoint, max_length=120, training=dict(full_training, engine="exact"))
+    with pytest.raises(PrepareError, match="not the classifier the prepared 'exact' run saved"):
+        replay_prepared_run("exact", model)
+    monkeypatch.setenv("WORKBOOK_INSTRUCTOR", "0")
+    prepare(source=usb, timing=False)
+    assert "exact run: trained" in capsys.readouterr().out
+    monkeypatch.setenv("WORKBOOK_INSTRUCTOR", "1")
+    replay_prepared_run("exact", model)
+    files = [p for p in data.rglob("*") if p.is_file()]
 
     # every prepared checkpoint is read as it was trained: the CLI's accuracy is the engine's
     test_loader = get_spam_dataloaders()[2]

@@ -3,10 +3,8 @@ import errno
 import os
 
 import pytest
+import torch
 
-from helpers import (
-    save_classifier,
-)
 from helpers.storage.files import CorruptFileError, checksum_path, read_json, write_checked, write_json
 from helpers.storage.paths import StorageError, data_dir
 
@@ -63,15 +61,16 @@ def test_unusable_data_folders_are_clear_errors(tmp_path, monkeypatch, run_cli):
 
 
 @pytest.mark.parametrize("code,match", [(errno.ENOSPC, "the disk is full"), (errno.EROFS, "the file system is read-only")])
-def test_full_or_read_only_disk_is_a_clear_error_and_leaves_nothing(tmp_path, monkeypatch, code, match, tiny_classifier):
+def test_full_or_read_only_disk_is_a_clear_error_and_leaves_nothing(tmp_path, monkeypatch, code, match, tiny_classifier,
+                                                                    saved):
     model = tiny_classifier()
 
     def fails(*args, **kwargs):
         raise OSError(code, os.strerror(code))
 
     monkeypatch.setattr("helpers.storage.files.os.fsync", fails)
-    with pytest.raises(StorageError, match=f"model.safetensors: {match}"):
-        save_classifier(model, tmp_path / "ckpt", max_length=20)
+    with pytest.raises(StorageError, match=f"classifier.safetensors: {match}"):
+        saved(model, tmp_path / "ckpt")
     assert list((tmp_path / "ckpt").iterdir()) == []
 
 
@@ -85,3 +84,27 @@ def test_new_files_get_the_permissions_of_the_umask(tmp_path, umask):
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
     assert checksum_path(path).stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_every_writer_turns_os_errors_into_a_storage_error_naming_the_file(tmp_path, tiny_classifier, saved,
+                                                                          monkeypatch):
+    """A file where a folder should be, or a full disk, used to escape as OSError, SafetensorError or
+    NotADirectoryError from the trunk cache, the figures and the checkpoint."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from helpers import TrunkCache, plot_class_counts
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("in the way")
+    model = tiny_classifier()
+    cache = TrunkCache(model, "exact").add(torch.randint(0, 50257, (2, 8)))
+    for write in (lambda: cache.save(blocker), lambda: saved(model, blocker / "ckpt"),
+                  lambda: plot_class_counts({"ham": 3}, {"ham": 2}, save_path=blocker / "figure.png")):
+        with pytest.raises(StorageError, match="a_file.*(a file is in the way|is a file, not a folder)"):
+            write()
+    monkeypatch.setattr("helpers.storage.files.os.fsync",
+                        lambda fd: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device")))
+    with pytest.raises(StorageError, match="figure.png: the disk is full. Free some space"):
+        plot_class_counts({"ham": 3}, {"ham": 2}, save_path=tmp_path / "figure.png")
+    assert list(tmp_path.iterdir()) == [blocker]

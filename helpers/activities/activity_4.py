@@ -21,11 +21,18 @@ def check_activity_4(my_spam=..., my_ham=..., *, model, tokenizer, device, max_l
     """
     from ..inference import classify_review
 
+    from .widget import class_names_of
+
+    names = class_names_of(model)
+    if set(names) != {"ham", "spam"}:
+        raise ValueError(f"activity 4 compares your spam and ham with a ham/spam classifier; this one's classes are "
+                         f"{'/'.join(names)}. Pass the spam classifier (get_trained_classifier()).")
+    spam = names.index("spam")
     answers = dict(my_spam=my_spam, my_ham=my_ham)
     fb = Feedback("Activity 4: test your own messages (an exploration: there is no wrong answer)",
                    caller_names(sys._getframe(1), answers), done=None)
     agreed, total, disagreed = 0, 0, []
-    for key, intended in (("my_spam", 1), ("my_ham", 0)):
+    for key, intended in (("my_spam", spam), ("my_ham", 1 - spam)):
         messages, name = answers[key], fb.name(key)
         if untouched(messages):
             fb.skip(key)
@@ -40,15 +47,15 @@ def check_activity_4(my_spam=..., my_ham=..., *, model, tokenizer, device, max_l
                 fb.wrong(f"{name}: {exc}")
                 continue
             total += 1
-            verdict = "spam" if label == 1 else "ham"
+            verdict = names[label]
             shown = message if len(message) <= 60 else message[:57] + "..."
-            line = f"{shown!r} → {verdict} (P(spam) = {probabilities[1]:.2f})"
+            line = f"{shown!r} → {verdict} (P(spam) = {probabilities[spam]:.2f})"
             if label == intended:
                 agreed += 1
                 fb.lines.append(f"  ✅ {line}")
             else:
                 disagreed.append(line)
-                fb.lines.append(f"  🤔 {line}: you wrote it as {'spam' if intended else 'ham'}")
+                fb.lines.append(f"  🤔 {line}: you wrote it as {names[intended]}")
     if total:
         fb.note(f"The model agreed with you on {agreed} of {total} messages.")
         if disagreed:

@@ -1,5 +1,15 @@
 """Activity 4's interactive spam checker (ipywidgets): a text box, a button, a verdict and a confidence bar."""
+from ..data import CLASS_NAMES
 from ..inference import classify_review
+
+
+def class_names_of(model):
+    """The classifier's class names: a loaded one carries its checkpoint's; else ham/spam for two classes."""
+    names = getattr(model, "class_names", None)
+    if names is None:
+        count = model.out_head.out_features
+        names = CLASS_NAMES if count == len(CLASS_NAMES) else tuple(f"class {i}" for i in range(count))
+    return tuple(names)
 
 
 def spam_checker(model, tokenizer, device, max_length, initial_text=""):
@@ -8,12 +18,16 @@ def spam_checker(model, tokenizer, device, max_length, initial_text=""):
     It still builds where no widget front end exists (nbval, plain Python), and ``check(text)``
     on the returned box runs the same classification without a click.
     """
+    import html
+
     import ipywidgets as widgets
 
     text = widgets.Textarea(value=initial_text, placeholder="Type or paste a text message…",
                             layout=widgets.Layout(width="100%", height="80px"))
     button = widgets.Button(description="Classify", button_style="primary", icon="search")
-    bar = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, description="P(spam)",
+    names = class_names_of(model)
+    two_classes = len(names) == 2
+    bar = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, description=f"P({names[1]})" if two_classes else "P",
                                 layout=widgets.Layout(width="320px"))
     verdict = widgets.HTML("<i>Type a message and press Classify.</i>")
 
@@ -24,10 +38,13 @@ def spam_checker(model, tokenizer, device, max_length, initial_text=""):
             verdict.value = f"<i>{exc}</i>"
             bar.value = 0.0
             return None
-        bar.value = float(probabilities[1])
-        bar.bar_style = "danger" if label == 1 else "success"
-        name = "🚫 Spam" if label == 1 else "✅ Ham"
-        verdict.value = f"<b style='font-size:1.2em'>{name}</b> ({probabilities[label]:.1%} confident)"
+        bar.value = float(probabilities[1] if two_classes else probabilities[label])
+        if not two_classes:
+            bar.description = f"P({names[label]})"
+        bar.bar_style = "danger" if names[label] == "spam" else "success"
+        mark = {"spam": "🚫 ", "ham": "✅ "}.get(names[label], "")
+        shown = html.escape(names[label].capitalize() if mark else names[label])
+        verdict.value = f"<b style='font-size:1.2em'>{mark}{shown}</b> ({probabilities[label]:.1%} confident)"
         return label, probabilities
 
     button.on_click(lambda _: check(text.value))

@@ -52,8 +52,22 @@ def _accuracy_line(train, val):
     return f"Training accuracy: {train:.2f}% | Validation accuracy: {val:.2f}%"
 
 
-def _comparable(model_size) -> bool:
-    """Say why a comparison would mean nothing, if it would; True when the book's numbers apply."""
+def _comparable(model_size, trained=None) -> bool:
+    """Say why a comparison would mean nothing, if it would; True when the book's numbers apply.
+
+    ``trained``: the recipe of a loaded classifier (its provenance says how it was trained)."""
+    if trained is not None:
+        training = trained["training"]
+        settings = {k: training["settings"].get(k) for k in LECTURE_SETTINGS}
+        if training["engine"] not in ("lecture", "exact") or trained["pooling"] != "last":
+            print(f"The book's numbers are for the lecture's model; this classifier was trained by "
+                  f"{training['engine']!r} and reads {trained['pooling']!r}, so they are not comparable.")
+            return False
+        if training["steps_done"] != training["steps_planned"] or settings != LECTURE_SETTINGS:
+            print(f"The book's numbers are for the lecture's full training {LECTURE_SETTINGS}; this classifier "
+                  f"was trained {training['steps_done']} of {training['steps_planned']} steps with {settings}, "
+                  "so they are not comparable.")
+            return False
     if test_model_enabled():
         print("The book's numbers come from OpenAI's GPT-2 small weights. This run uses the tiny random TEST "
               "MODEL, so a side-by-side comparison would mean nothing: run with the real weights to compare.")
@@ -64,11 +78,12 @@ def _comparable(model_size) -> bool:
     return True
 
 
-def compare_with_book(stage, model_size=DEFAULT_MODEL, **yours):
+def compare_with_book(stage, model_size=DEFAULT_MODEL, trained=None, **yours):
     """A table of the book's numbers next to yours, with the difference, or a note why there is none.
 
     ``stage`` is ``"initial"`` (before training) or ``"final"`` (after it); pass your values by the
     notebook's names, accuracies as fractions: ``compare_with_book("initial", train_accuracy=0.4625, ...)``.
+    ``trained``: for a loaded classifier, its recipe; a classifier not trained as the book's was is not compared.
     """
     import pandas as pd
 
@@ -78,7 +93,7 @@ def compare_with_book(stage, model_size=DEFAULT_MODEL, **yours):
     if unknown:
         raise ValueError(f"the book prints no {unknown} at the {stage!r} stage; "
                          f"known: {list(BOOK_METRICS[stage])}")
-    if not _comparable(model_size):
+    if not _comparable(model_size, trained):
         return None
     rows = {}
     for key, value in yours.items():
@@ -112,6 +127,24 @@ def compare_log_with_book(train_losses, val_losses, train_accs, val_accs, model_
     return table.round(3)
 
 
+def _read_batches(loader, num_batches):  # as calc_loss_loader / calc_accuracy_loader iterate a loader
+    for i, _ in enumerate(loader):
+        if i >= min(num_batches, len(loader)):
+            break
+
+
+def seed_as_after_initial_accuracy(train_loader, val_loader, test_loader, num_batches=10, seed=BOOK_SEED):
+    """Put PyTorch's global generator where the book's first accuracy cell left it, without a model.
+
+    The book measures the initial losses right after that cell, without seeding again: its training
+    loader then shuffles on from where the accuracy passes left it. Re-running only the loss cell (or
+    running it twice) would see other batches; after this call it sees the book's.
+    """
+    torch.manual_seed(seed)
+    for loader in (train_loader, val_loader, test_loader):
+        _read_batches(loader, num_batches)
+
+
 def seed_as_after_training(train_loader, val_loader, recipe=None, seed=BOOK_SEED):
     """Put PyTorch's global generator where the lecture's training left it, without training.
 
@@ -132,10 +165,8 @@ def seed_as_after_training(train_loader, val_loader, recipe=None, seed=BOOK_SEED
                          "eval_freq and eval_iter; retrain the classifier (notebook 4).")
     num_epochs, eval_freq, eval_iter = settings["num_epochs"], settings["eval_freq"], settings["eval_iter"]
 
-    def evaluation_pass(loader):  # as calc_loss_loader / calc_accuracy_loader iterate it
-        for i, _ in enumerate(loader):
-            if i >= min(eval_iter, len(loader)):
-                break
+    def evaluation_pass(loader):
+        _read_batches(loader, eval_iter)
 
     torch.manual_seed(seed)
     global_step = -1

@@ -1,30 +1,49 @@
-"""Saving and reloading the fine-tuned classifier: safetensors weights plus a small JSON recipe.
+"""Saving and reloading the fine-tuned classifier: one safetensors file that carries its own recipe.
 
-The JSON holds what is needed to rebuild the model before loading the weights (architecture,
-number of classes, max length, pad id, pooling), so a checkpoint is never loaded into a model
-of another shape by mistake.
+A checkpoint is **one file**, ``classifier.safetensors``: the weights, and in its metadata the recipe
+(what rebuilds the model: architecture, classes, reading rule) and the provenance (what produced it:
+the engine, steps done out of steps planned, the trunk's fingerprint). The file is written atomically
+with its checksum, so a reader sees either the previous save or the new one, never a mix, and a write
+stopped half way is refused, never trusted.
+
+A loaded classifier comes back as a :class:`~helpers.fast.inference.ReadAsTrained`: every reader (the
+lecture's accuracy and loss, ``predict_loader``, ``classify_review``, the widget) reads it as it was trained.
 """
+import json
+import time
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_model, save_model
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save_model
 
-from ..classifier import unfreeze_top
+from ..classifier import check_classifier, unfreeze_top
+from ..data import CLASS_NAMES
+from ..fast.engine import plain_model, trunk_fingerprint
+from ..fast.inference import ReadAsTrained
 from ..gpt import CONFIG_KEYS, GPTModel
-from ..storage.files import CorruptFileError, read_json, verify_checked, write_checked, write_json
-from ..storage.paths import data_dir
+from ..storage.files import CorruptFileError, read_checked, write_checked
+from ..storage.paths import StorageError, data_dir, display_path
 
-WEIGHTS_FILE, RECIPE_FILE = "model.safetensors", "classifier.json"
-RECIPE_KEYS = ("model_name", "config", "num_classes", "max_length", "pad_token_id", "pooling")
+CHECKPOINT_FILE = "classifier.safetensors"
+METADATA_KEY = "workbook.classifier"
+FORMAT = 2
+LEGACY_FILES = ("model.safetensors", "classifier.json")  # format 1: weights and recipe in two files
+RECIPE_KEYS = ("format", "model_name", "config", "num_classes", "class_names", "max_length", "pad_token_id",
+               "pooling", "trainable_blocks", "training", "trunk_fingerprint")
 #: How a classifier reads a message: "last" pads it to max_length and reads the last position (the
 #: lecture's model); "last_real" reads the message's last real token (the fast engine's flexible mode).
 POOLINGS = ("last", "last_real")
+#: What can train a classifier: the lecture's loop, or the fast engine in one of its modes.
+ENGINES = {"lecture": "the lecture loop (train_classifier_simple)", "exact": "the fast engine, exact mode",
+           "flexible": "the fast engine, flexible mode", "flexible-bf16": "the fast engine, flexible mode in bf16"}
 FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
+MAX_HEADER_BYTES = 100_000_000
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint is missing, unreadable, or belongs to another configuration."""
+    """A checkpoint is missing, unreadable, or not the classifier that was asked for."""
 
 
 def model_name(model) -> str:
@@ -34,45 +53,139 @@ def model_name(model) -> str:
     return getattr(model, "model_size", None) or f"gpt-{model.cfg['n_layers']}x{model.cfg['emb_dim']}"
 
 
+def _slug(name):
+    return name.replace(" ", "-").replace("(", "").replace(")", "")
+
+
 def default_checkpoint_dir(name: str) -> Path:
-    slug = name.replace(" ", "-").replace("(", "").replace(")", "")
-    return data_dir() / "checkpoints" / slug
+    """Where notebook 4 saves *your* classifier: ``data/checkpoints/<model>``."""
+    return data_dir() / "checkpoints" / _slug(name)
 
 
-def save_classifier(model, folder, *, max_length, pad_token_id=50256, pooling="last", extra=None) -> Path:
-    """Write ``model.safetensors`` and ``classifier.json`` to ``folder`` (each atomically)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    if pooling not in POOLINGS:
-        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-    recipe = {
-        "model_name": model_name(model),
-        "config": model.cfg,
-        "num_classes": model.out_head.out_features,
-        "max_length": int(max_length),
-        "pad_token_id": int(pad_token_id),
-        "pooling": pooling,
-        "trainable_blocks": sum(any(p.requires_grad for p in block.parameters()) for block in model.trf_blocks),
-        **(extra or {}),
-    }
-    write_checked(folder / WEIGHTS_FILE, writer=lambda tmp: save_model(model, tmp))
-    write_json(folder / RECIPE_FILE, recipe)
-    apply_reading_rule(model, recipe)
-    return folder
-
-
-def apply_reading_rule(model, recipe):
-    """Let ``model`` carry its checkpoint's reading rule: ``classify_texts`` applies it (``classify_review``
-    reads the position its ``max_length`` gives: pass the checkpoint's)."""
-    model.reading_rule = {"max_length": recipe["max_length"], "pooling": recipe["pooling"],
-                          "pad_token_id": recipe["pad_token_id"]}
-    return model
+def rebuilt_checkpoint_dir(name: str) -> Path:
+    """Where :func:`helpers.get_trained_classifier` keeps a classifier it had to train itself."""
+    return data_dir() / "checkpoints" / f"{_slug(name)}-rebuilt"
 
 
 def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+# --------------------------------------------------------------------------- provenance
+def optimizer_steps(optimizer) -> int:
+    """How many steps ``optimizer`` has taken (Adam and AdamW count them per parameter)."""
+    steps = [state["step"] for state in optimizer.state.values() if "step" in state]
+    return int(max(steps, default=0))
+
+
+def training_record(model, optimizer, train_loader, num_epochs, eval_freq, eval_iter, engine="lecture",
+                    seconds=None) -> dict:
+    """What trained ``model``, for :func:`save_classifier`: the engine, its settings, and the steps done.
+
+    The steps done are counted by ``optimizer`` itself, so a run stopped early (the Stop button) is
+    recorded as such: "trained 2 of 650 steps".
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be the torch.optim optimizer that trained the model, got "
+                        f"{type(optimizer).__name__}")
+    for name, value in (("num_epochs", num_epochs), ("eval_freq", eval_freq), ("eval_iter", eval_iter)):
+        if not _is_int(value) or value < 1:
+            raise ValueError(f"{name} must be a whole number ≥ 1, got {value!r}")
+    own = {id(p) for p in plain_model(model).parameters()}
+    if any(id(p) not in own for group in optimizer.param_groups for p in group["params"]):
+        raise ValueError("this optimizer does not train this model: was `model` built again after training? "
+                         "Save the model the optimizer trained, or train again.")
+    group = optimizer.param_groups[0]
+    settings = {"num_epochs": num_epochs, "lr": float(group["lr"]), "weight_decay": float(group.get("weight_decay", 0)),
+                "eval_freq": eval_freq, "eval_iter": eval_iter}
+    return {"engine": engine, "settings": settings, "steps_done": optimizer_steps(optimizer),
+            "steps_planned": num_epochs * len(train_loader),
+            "seconds": None if seconds is None else round(float(seconds), 1)}
+
+
+def stopped_early(recipe) -> bool:
+    return recipe["training"]["steps_done"] < recipe["training"]["steps_planned"]
+
+
+def describe(recipe) -> str:
+    """Where a classifier came from, in one line: "test-model, classes ham/spam, trained 650 of 650 steps by …"."""
+    training = recipe["training"]
+    steps = f"trained {training['steps_done']} of {training['steps_planned']} steps"
+    if stopped_early(recipe):
+        steps += ": stopped early"
+    if recipe["pooling"] == "last":
+        reads = f"reads position {recipe['max_length'] - 1} of messages padded to {recipe['max_length']} tokens"
+    else:
+        reads = f"reads each message's last real token (at most {recipe['max_length']} tokens)"
+    saved = f", saved by {recipe['saved_by']}" if recipe.get("saved_by") else ""
+    saved += f" on {recipe['saved_at']}" if recipe.get("saved_at") else ""
+    return (f"{recipe['model_name']}, classes {'/'.join(recipe['class_names'])}; {steps} by "
+            f"{ENGINES[training['engine']]}; {reads}{saved}")
+
+
+# --------------------------------------------------------------------------- saving
+def save_classifier(model, folder, *, max_length, training, class_names=None, pad_token_id=50256, pooling="last",
+                    saved_by=None) -> Path:
+    """Write ``model`` with its recipe and provenance to ``folder/classifier.safetensors``, atomically.
+
+    ``training`` says what trained it (see :func:`training_record`); ``class_names`` defaults to
+    ("ham", "spam") for two classes. Returns the folder.
+    """
+    model = plain_model(model)
+    check_classifier(model)
+    num_classes = model.out_head.out_features
+    if class_names is None:
+        if num_classes != len(CLASS_NAMES):
+            raise ValueError(f"this classifier has {num_classes} classes: pass class_names=[...] with their names")
+        class_names = CLASS_NAMES
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    recipe = {
+        "format": FORMAT,
+        "model_name": model_name(model),
+        "config": model.cfg,
+        "num_classes": num_classes,
+        "class_names": list(class_names),
+        "max_length": max_length,
+        "pad_token_id": pad_token_id,
+        "pooling": pooling,
+        "trainable_blocks": sum(any(p.requires_grad for p in block.parameters()) for block in model.trf_blocks),
+        "training": training,
+        "trunk_fingerprint": trunk_fingerprint(model),
+        "saved_by": saved_by,
+        "saved_at": time.strftime("%Y-%m-%d %H:%M"),
+    }
+    validate_recipe(recipe, where="the classifier to save")  # the same rules a reader applies
+    folder = Path(folder)
+    metadata = {METADATA_KEY: json.dumps(recipe)}
+    write_checked(folder / CHECKPOINT_FILE, writer=lambda tmp: save_model(model, tmp, metadata=metadata))
+    _clean_up(folder)
+    attach_recipe(model, recipe)
+    return folder
+
+
+def _clean_up(folder):
+    """Remove a format-1 checkpoint this save replaces (old temporaries: see ``write_atomically``)."""
+    try:
+        for name in LEGACY_FILES:
+            for path in (folder / name, folder / f"{name}.sha256"):
+                path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot tidy {display_path(folder)}: {exc.strerror or exc}") from exc
+
+
+def attach_recipe(model, recipe):
+    """The loaded or saved model carries its recipe: its reading rule, classes and provenance."""
+    model.reading_rule = {"max_length": recipe["max_length"], "pooling": recipe["pooling"],
+                          "pad_token_id": recipe["pad_token_id"]}
+    model.class_names = tuple(recipe["class_names"])
+    model.provenance = recipe
+    return model
+
+
+# --------------------------------------------------------------------------- validating
 # field: (check, what it must be). Generous bounds, but a typo cannot ask for a 256 GB model.
 _CONFIG_RULES = {
     "vocab_size": (lambda v: _is_int(v) and 1 <= v <= 1_000_000, "an integer from 1 to 1,000,000"),
@@ -86,18 +199,23 @@ _CONFIG_RULES = {
 }
 
 
+def _number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def validate_recipe(recipe, where="the recipe") -> dict:
     """Check every field of a classifier recipe; raises :class:`CheckpointError` naming the first bad one."""
     def bad(field, value, must):
         raise CheckpointError(f"{where}: {field} is {json_repr(value)}, but it must be {must}; "
-                              "delete the checkpoint folder and train again.")
+                              "train and save the classifier again (notebook 4).")
 
     if not isinstance(recipe, dict):
-        raise CheckpointError(f"{where} holds {json_repr(recipe)}, not a recipe object; delete the checkpoint "
-                              "folder and train again.")
+        raise CheckpointError(f"{where} holds {json_repr(recipe)}, not a recipe object; train and save again.")
     missing = [key for key in RECIPE_KEYS if key not in recipe]
     if missing:
-        raise CheckpointError(f"{where} lacks {missing}; delete the checkpoint folder and train again.")
+        raise CheckpointError(f"{where} lacks {missing}; train and save the classifier again (notebook 4).")
+    if recipe["format"] != FORMAT:
+        bad("format", recipe["format"], f"{FORMAT} (this workbook's checkpoint format)")
     if not isinstance(recipe["model_name"], str) or not recipe["model_name"]:
         bad("model_name", recipe["model_name"], "a model's name")
     config = recipe["config"]
@@ -112,21 +230,54 @@ def validate_recipe(recipe, where="the recipe") -> dict:
         bad("config.n_heads", config["n_heads"], f"a divisor of emb_dim ({config['emb_dim']})")
     if not (_is_int(recipe["num_classes"]) and 2 <= recipe["num_classes"] <= 10_000):
         bad("num_classes", recipe["num_classes"], "an integer from 2 to 10,000")
-    if not (_is_int(recipe["max_length"]) and 1 <= recipe["max_length"] <= 1_000_000):
-        bad("max_length", recipe["max_length"], "a number of tokens from 1 to 1,000,000")
+    names = recipe["class_names"]
+    if (not isinstance(names, list) or len(names) != recipe["num_classes"] or len(set(map(str, names))) != len(names)
+            or not all(isinstance(n, str) and n.strip() for n in names)):
+        bad("class_names", names, f"a list of {recipe['num_classes']} different, non-empty names")
+    if not (_is_int(recipe["max_length"]) and 1 <= recipe["max_length"] <= config["context_length"]):
+        bad("max_length", recipe["max_length"], f"a number of tokens from 1 to the context length "
+                                                f"({config['context_length']})")
     if not (_is_int(recipe["pad_token_id"]) and 0 <= recipe["pad_token_id"] < config["vocab_size"]):
         bad("pad_token_id", recipe["pad_token_id"], f"a token id from 0 to {config['vocab_size'] - 1}")
     if recipe["pooling"] not in POOLINGS:
         bad("pooling", recipe["pooling"], " or ".join(map(repr, POOLINGS)))
-    blocks = recipe.get("trainable_blocks", 1)
+    blocks = recipe["trainable_blocks"]
     if not (_is_int(blocks) and 0 <= blocks <= config["n_layers"]):
         bad("trainable_blocks", blocks, f"an integer from 0 to n_layers ({config['n_layers']})")
+    _validate_training(recipe["training"], bad)
+    fingerprint = recipe["trunk_fingerprint"]
+    if not (isinstance(fingerprint, str) and len(fingerprint) == 64 and set(fingerprint) <= set("0123456789abcdef")):
+        bad("trunk_fingerprint", fingerprint, "a SHA-256 in hex")
+    for key in ("saved_by", "saved_at"):
+        if recipe.get(key) is not None and not isinstance(recipe[key], str):
+            bad(key, recipe[key], "text")
     return recipe
 
 
-def json_repr(value):
-    import json
+def _validate_training(training, bad):
+    if not isinstance(training, dict):
+        bad("training", training, "an object saying what trained the classifier (see training_record)")
+    if training.get("engine") not in ENGINES:
+        bad("training.engine", training.get("engine"), " or ".join(map(repr, ENGINES)))
+    planned, done = training.get("steps_planned"), training.get("steps_done")
+    if not (_is_int(planned) and planned >= 1):
+        bad("training.steps_planned", planned, "a whole number ≥ 1")
+    if not (_is_int(done) and 0 <= done <= planned):
+        bad("training.steps_done", done, f"a whole number from 0 to steps_planned ({planned})")
+    settings = training.get("settings")
+    if not isinstance(settings, dict):
+        bad("training.settings", settings, "an object with num_epochs, lr, weight_decay, eval_freq, eval_iter")
+    for key in ("num_epochs", "eval_freq", "eval_iter"):
+        if not (_is_int(settings.get(key)) and settings[key] >= 1):
+            bad(f"training.settings.{key}", settings.get(key), "a whole number ≥ 1")
+    for key in ("lr", "weight_decay"):
+        if not (_number(settings.get(key)) and settings[key] >= 0):
+            bad(f"training.settings.{key}", settings.get(key), "a number ≥ 0")
+    if training.get("seconds") is not None and not (_number(training["seconds"]) and training["seconds"] >= 0):
+        bad("training.seconds", training["seconds"], "a number of seconds, or null")
 
+
+def json_repr(value):
     try:
         text = json.dumps(value)
     except (TypeError, ValueError):
@@ -134,87 +285,100 @@ def json_repr(value):
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def read_recipe(folder) -> dict:
-    folder = Path(folder)
-    recipe_path, weights_path = folder / RECIPE_FILE, folder / WEIGHTS_FILE
-    if not recipe_path.is_file() or not weights_path.is_file():
-        raise CheckpointError(f"no classifier checkpoint in {folder}: run notebook 4 to train and save one.")
+# --------------------------------------------------------------------------- reading
+def _missing(folder):
+    if any((folder / name).is_file() for name in LEGACY_FILES):
+        return CheckpointError(f"{display_path(folder)} holds a checkpoint in an older format (model.safetensors "
+                               "with classifier.json), which records no provenance: train and save again "
+                               "(notebook 4).")
+    return CheckpointError(f"no classifier checkpoint in {display_path(folder)}: run notebook 4 to train and "
+                           "save one.")
+
+
+def _read_file(folder):
+    """The checkpoint's bytes (checked against its checksum), its recipe and its tensors' shapes."""
+    path = folder / CHECKPOINT_FILE
+    if not path.is_file():
+        raise _missing(folder)
     try:
-        recipe = read_json(recipe_path, expect=None)
+        data = read_checked(path)  # one read: the recipe and the weights below come from these very bytes
     except CorruptFileError as exc:
-        raise CheckpointError(f"{exc}; delete the folder and train again.") from exc
-    return validate_recipe(recipe, where=str(recipe_path))
-
-
-def _check_weights_file(path, model):
-    """Before allocating anything: the file's tensors have the names, shapes and float types the model needs."""
+        raise CheckpointError(f"{exc}; train and save the classifier again.") from exc
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {display_path(path)}: {exc.strerror or exc}") from exc
     try:
-        with safe_open(str(path), framework="pt") as f:
-            header = {name: f.get_slice(name) for name in f.keys()}
-            shapes = {name: (tuple(s.get_shape()), s.get_dtype()) for name, s in header.items()}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} is not a readable safetensors file ({exc}); delete the folder and train "
-                              "again.") from exc
+        size = int.from_bytes(data[:8], "little")
+        if len(data) < 8 or size > min(len(data) - 8, MAX_HEADER_BYTES):
+            raise ValueError("its header is cut off")
+        header = json.loads(data[8:8 + size])
+        recipe = json.loads(header.get("__metadata__", {})[METADATA_KEY])
+        shapes = {name: (tuple(info["shape"]), info["dtype"]) for name, info in header.items() if name != "__metadata__"}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"{display_path(path)} is not a classifier checkpoint of this workbook ({exc!r}); "
+                              "train and save the classifier again.") from exc
+    return data, validate_recipe(recipe, where=display_path(path)), shapes
+
+
+def read_recipe(folder) -> dict:
+    """The recipe and provenance of the checkpoint in ``folder``, checked (the weights are not loaded)."""
+    return _read_file(Path(folder))[1]
+
+
+def _check_shapes(path, shapes, model):
+    """Before allocating anything: the file's tensors have the names, shapes and float types the model needs."""
     expected = {name: tuple(p.shape) for name, p in model.state_dict().items()}
     missing, unexpected = sorted(set(expected) - set(shapes)), sorted(set(shapes) - set(expected))
     if missing or unexpected:
         raise CheckpointError(f"{path} does not fit its recipe (missing {missing[:3]}, unexpected {unexpected[:3]}); "
-                              "delete the folder and train again.")
+                              "train and save the classifier again.")
     for name, shape in expected.items():
         if shapes[name][0] != shape:
             raise CheckpointError(f"{path} cannot be loaded into the model its recipe describes: tensor {name!r} "
-                                  f"has shape {list(shapes[name][0])}, the recipe needs {list(shape)}; delete the "
-                                  "folder and train again.")
+                                  f"has shape {list(shapes[name][0])}, the recipe needs {list(shape)}; train and "
+                                  "save the classifier again.")
         if shapes[name][1] not in FLOAT_DTYPES:
             raise CheckpointError(f"{path}: tensor {name!r} holds {shapes[name][1]} values, not floating-point "
-                                  "weights; delete the folder and train again.")
-
-
-def _check_finite(model, path):
-    for name, tensor in model.state_dict().items():
-        if not torch.isfinite(tensor).all():
-            raise CheckpointError(f"{path}: tensor {name!r} holds NaN or infinite values (corrupted, or a training "
-                                  "run that diverged); delete the folder and train again.")
+                                  "weights; train and save the classifier again.")
 
 
 def load_classifier(folder, expected_model_name=None, device="cpu"):
     """Rebuild the classifier saved in ``folder``; returns ``(model, recipe)``.
 
-    With ``expected_model_name`` (e.g. "gpt2-small (124M)" or "test-model"), a checkpoint of any
-    other model is refused with a message that says which one it holds.
+    ``model`` is a :class:`~helpers.fast.inference.ReadAsTrained`: it reads every batch by the checkpoint's
+    reading rule. With ``expected_model_name`` (e.g. "gpt2-small (124M)" or "test-model"), a checkpoint of
+    any other model is refused with a message that says which one it holds.
     """
     folder = Path(folder)
-    recipe = read_recipe(folder)
+    data, recipe, shapes = _read_file(folder)
+    where = display_path(folder / CHECKPOINT_FILE)
     if expected_model_name is not None and recipe["model_name"] != expected_model_name:
-        raise CheckpointError(f"the checkpoint in {folder} was trained from {recipe['model_name']!r}, not "
-                              f"{expected_model_name!r}; train a new one (notebook 4) or choose that model.")
-    weights = folder / WEIGHTS_FILE
-    try:
-        verify_checked(weights)
-    except CorruptFileError as exc:
-        raise CheckpointError(f"{exc}; delete the folder and train again.") from exc
+        raise CheckpointError(f"the checkpoint in {display_path(folder)} was trained from {recipe['model_name']!r}, "
+                              f"not {expected_model_name!r}; train a new one (notebook 4) or choose that model.")
     with torch.device("meta"):  # shapes only: nothing is allocated before the file is checked
         skeleton = _build(recipe)
-    _check_weights_file(weights, skeleton)
+    _check_shapes(where, shapes, skeleton)
     model = _build(recipe)
     try:
-        missing, unexpected = load_model(model, str(weights), strict=False)
-    except (SafetensorError, OSError, RuntimeError) as exc:
-        raise CheckpointError(f"{weights} cannot be loaded into the model its recipe describes "
-                              f"({exc}); delete the folder and train again.") from exc
-    if missing or unexpected:  # safetensors returns sets (or lists in older versions)
-        raise CheckpointError(f"{weights} does not fit its recipe (missing {sorted(missing)[:3]}, "
-                              f"unexpected {sorted(unexpected)[:3]}); delete the folder and train again.")
-    _check_finite(model, weights)
+        model.load_state_dict(load_safetensors(data))
+    except (SafetensorError, RuntimeError, ValueError) as exc:
+        raise CheckpointError(f"{where} cannot be loaded into the model its recipe describes ({exc}); train and "
+                              "save the classifier again.") from exc
+    for name, tensor in model.state_dict().items():
+        if not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{where}: tensor {name!r} holds NaN or infinite values (corrupted, or a training "
+                                  "run that diverged); train and save the classifier again.")
+    if trunk_fingerprint(model) != recipe["trunk_fingerprint"]:
+        raise CheckpointError(f"{where}: its trunk weights are not the ones its provenance records; train and save "
+                              "the classifier again.")
     for param in model.parameters():  # frozen as the surgery left it: only the top trains
         param.requires_grad = False
     for param in model.out_head.parameters():
         param.requires_grad = True
-    unfreeze_top(model, recipe.get("trainable_blocks", 1))
+    unfreeze_top(model, recipe["trainable_blocks"])
     model.is_test_model = recipe["model_name"] == "test-model"
     model.model_size = None if model.is_test_model else recipe["model_name"]
-    apply_reading_rule(model, recipe)
-    return model.to(device).eval(), recipe
+    attach_recipe(model, recipe)
+    return ReadAsTrained(model.to(device).eval()), recipe
 
 
 def _build(recipe):

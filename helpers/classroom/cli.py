@@ -1,9 +1,11 @@
 """Command line.
 
 * ``python -m helpers classify "message" …`` (or one message per line on stdin, UTF-8, lines ending
-  in ``\n`` or ``\r\n``) prints one line per message: ``label<TAB>P(spam)<TAB>message``, with any
+  in ``\n`` or ``\r\n``) prints one line per message: ``label<TAB>probability<TAB>message``, with any
   backslash, tab, newline or other line break in the message escaped (``\\``, ``\t``, ``\n``, ``\x0b`` …),
-  so each record stays on one line.
+  so each record stays on one line. The label is one of the checkpoint's class names; the probability
+  is P(spam) (the second class) for a two-class classifier, else that of the predicted class. Which
+  checkpoint it uses, and where that came from, goes to stderr.
 * ``python -m helpers prepare [--size …] [--from FOLDER]`` prepares everything for class.
 
 Exit status 0 on success, 2 for bad input or anything missing (with the reason on stderr).
@@ -11,14 +13,16 @@ Exit status 0 on success, 2 for bad input or anything missing (with the reason o
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from ..fast.inference import classify_texts
 from ..storage.files import CorruptFileError
 from ..storage.paths import StorageError
 from ..tokenizer import get_gpt2_tokenizer
+from ..storage.paths import display_path
 from ..weights import print_test_model_banner
-from .checkpoint import CheckpointError, default_checkpoint_dir, load_classifier
-from .pipeline import active_model_name
+from .checkpoint import CheckpointError, default_checkpoint_dir, describe, load_classifier
+from .pipeline import active_model_name, find_trained_classifier, usable_problem
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 # Everything str.splitlines() treats as a line break, plus tab (the field separator) and backslash
@@ -83,18 +87,33 @@ def classify_command(args) -> int:
     if empty:
         print(f"error: message {empty[0]} is empty; there is nothing to classify", file=sys.stderr)
         return EXIT_BAD_INPUT
-    folder = args.checkpoint or default_checkpoint_dir(active_model_name())
     try:
-        model, recipe = load_classifier(folder)
+        if args.checkpoint:
+            folder = Path(args.checkpoint)
+            model, recipe = load_classifier(folder)
+        else:
+            found = find_trained_classifier(log=lambda line: print(f"note: {line}", file=sys.stderr))
+            if found is None:
+                raise CheckpointError(f"no trained classifier in {display_path(default_checkpoint_dir(active_model_name()))}"
+                                      ": run notebook 4 (or 5) to train and save one, or pass --checkpoint FOLDER.")
+            model, recipe, folder = found
     except (CheckpointError, CorruptFileError, StorageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    problem = usable_problem(recipe)
+    if problem and not args.allow_partial:
+        print(f"error: the classifier in {display_path(folder)} is not finished: {problem}; or pass "
+              "--allow-partial to use it anyway.", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if recipe["model_name"] == "test-model":
         print_test_model_banner(file=sys.stderr)
+    print(f"classifier: {display_path(folder)}: {describe(recipe)}", file=sys.stderr)
     # the checkpoint's reading rule (max_length and pooling) travels with the model
     labels, probabilities = classify_texts(messages, model, get_gpt2_tokenizer(), "cpu")
+    names = recipe["class_names"]
     for message, label, p in zip(messages, labels, probabilities):
-        print(f"{'spam' if label == 1 else 'ham'}\t{p[1]:.3f}\t{escape_field(message)}")
+        shown = p[1] if len(names) == 2 else p[label]
+        print(f"{names[label]}\t{shown:.3f}\t{escape_field(message)}")
     return EXIT_OK
 
 
@@ -104,7 +123,10 @@ def main(argv=None) -> int:
     classify = commands.add_parser("classify", help="classify messages with the fine-tuned classifier",
                                    description="Prints label<TAB>P(spam)<TAB>message for each message.")
     classify.add_argument("messages", nargs="*", help="messages to classify (none: read one per line from stdin)")
-    classify.add_argument("--checkpoint", help="checkpoint folder (default: notebook 4's, in data/checkpoints/)")
+    classify.add_argument("--checkpoint", help="checkpoint folder (default: notebook 4's, in data/checkpoints/, "
+                                               "or else the one notebooks 5-6 trained)")
+    classify.add_argument("--allow-partial", action="store_true",
+                          help="use a classifier whose training was stopped early (it says so on stderr)")
     prepare = commands.add_parser("prepare", help="prepare everything for class (downloads, caches, training)",
                                   description="Fetch or copy and verify the dataset and GPT-2 weights, write the "
                                               "splits, cache the frozen trunk, train, measure, and time every "
@@ -124,11 +146,11 @@ def main(argv=None) -> int:
                         help="execute in instructor mode (replay what `prepare` trained: fast)")
     slides.add_argument("--no-execute", action="store_true", help="convert without running (no outputs)")
     args = parser.parse_args(argv)
-    if args.command == "slides":
-        from .slides import main_slides
-
-        return main_slides(args)
     try:
+        if args.command == "slides":
+            from .slides import main_slides
+
+            return main_slides(args)
         if args.command == "prepare":
             from .instructor import main_prepare
 
@@ -142,4 +164,9 @@ def main(argv=None) -> int:
         return EXIT_OK
     except StorageError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:  # a file or folder that cannot be written or read: said plainly, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}. Check the path, the free space and the permissions.",
+              file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -26,7 +26,8 @@ from ..data import SMS_SPAM_URLS, DatasetError, download_sms_spam_dataset, get_s
 from ..fast.engine import trunk_cache_dir
 from ..gpt import GPTModel, get_model_config
 from ..storage.download import atomic_copy
-from ..storage.files import CorruptFileError, read_csv, read_json, verify_checked, write_csv, write_json
+from ..fast.engine import plain_model
+from ..storage.files import CorruptFileError, expected_checksum, read_csv, read_json, write_csv, write_json
 from ..storage.paths import ENV_INSTRUCTOR, PROJECT_ROOT, StorageError, data_dir, display_path
 from ..weights import (
     HF_MODEL_PAGE,
@@ -36,7 +37,17 @@ from ..weights import (
     load_weights_into_gpt,
     test_model_enabled,
 )
-from .checkpoint import CheckpointError, default_checkpoint_dir, load_classifier, read_recipe, save_classifier
+from .checkpoint import (
+    CHECKPOINT_FILE,
+    CheckpointError,
+    attach_recipe,
+    default_checkpoint_dir,
+    describe,
+    load_classifier,
+    save_classifier,
+    stopped_early,
+    training_record,
+)
 from .pipeline import DEFAULT_MODEL, LECTURE_SETTINGS, active_model_name
 from .slides import SlidesError, build_decks
 
@@ -53,9 +64,8 @@ def prepared_dir(model_size=DEFAULT_MODEL) -> Path:
 
 
 def run_checkpoint(name, model_size=DEFAULT_MODEL) -> Path:
-    """Where a prepared run's classifier lives: exact mode's is notebook 4's own checkpoint."""
-    if name == "exact":
-        return default_checkpoint_dir(active_model_name(model_size))
+    """Where a prepared run's classifier lives: in ``data/prepared/<model>/<run>``, which nothing else writes
+    (notebook 4 saves the student's classifier in ``data/checkpoints/``)."""
     return prepared_dir(model_size) / name
 
 
@@ -78,7 +88,7 @@ def read_prepared(name, model_size=DEFAULT_MODEL) -> dict:
 
 def _check_record(record, name, path):
     """A run record's fields have the types replay needs (else: CorruptFileError, and it is rebuilt)."""
-    fields = {"date": str, "seconds": (int, float), "log": list, "curves": list}
+    fields = {"date": str, "seconds": (int, float), "log": list, "curves": list, "checkpoint_sha256": str}
     if name == "exact":
         fields["lecture_seconds_projected"] = (int, float)
     for field, kind in fields.items():
@@ -89,14 +99,41 @@ def _check_record(record, name, path):
     return record
 
 
+def load_prepared_run(name, model_size=DEFAULT_MODEL, device="cpu", quiet=False):
+    """The classifier of a prepared run, ``(model, recipe)``: exactly the weights its record names.
+
+    Refused (:class:`PrepareError`, saying to run ``prepare`` again) when the checkpoint is missing, corrupt,
+    not the file the record was written with, or not a complete run of that engine.
+    """
+    record = read_prepared(name, model_size)
+    folder = run_checkpoint(name, model_size)
+    again = f"Run `python -m helpers prepare` again (it trains this run again), or set {ENV_INSTRUCTOR}=0."
+    try:
+        model, recipe = load_classifier(folder, expected_model_name=active_model_name(model_size), device=device)
+        recorded = expected_checksum(folder / CHECKPOINT_FILE)
+    except (CheckpointError, CorruptFileError) as exc:
+        raise PrepareError(f"the prepared {name!r} run's classifier cannot be used: {exc}. {again}") from exc
+    if recorded != record["checkpoint_sha256"]:
+        raise PrepareError(f"{display_path(folder)} is not the classifier the prepared {name!r} run saved (its "
+                           f"checksum differs from the run's record). {again}")
+    if recipe["training"]["engine"] != name or stopped_early(recipe):
+        raise PrepareError(f"{display_path(folder)} holds {describe(recipe)}, not a complete {name!r} run. {again}")
+    if not quiet:
+        print(f"▶ Instructor mode: the classifier of the {name!r} run prepared on {record['date']} "
+              f"(sha256 {recorded[:12]}…, verified):\n  {describe(recipe)}")
+    return model, recipe
+
+
 def replay_prepared_run(name, model, model_size=DEFAULT_MODEL):
     """Print the prepared run's log, load its trained weights into ``model``; returns its five tracking lists."""
     record = read_prepared(name, model_size)
     print(f"▶ Instructor mode: replaying the {name!r} run prepared on {record['date']} "
           f"({record['seconds']:.0f} s then). Set {ENV_INSTRUCTOR}=0 to train live.\n")
     print("\n".join(record["log"]))
-    trained, _ = load_classifier(run_checkpoint(name, model_size), expected_model_name=active_model_name(model_size))
+    trained, recipe = load_prepared_run(name, model_size, quiet=True)
     model.load_state_dict(trained.state_dict())
+    attach_recipe(plain_model(model), recipe)  # it now is the prepared classifier, and says so
+    print(f"\nThe weights are the prepared run's (verified): {describe(recipe)}")
     return tuple(record["curves"])
 
 
@@ -218,17 +255,13 @@ def _train_and_record(name, model_size):
 
     record_path = _record_path(name, model_size)
     checkpoint = run_checkpoint(name, model_size)
-    try:
-        _check_record(read_json(record_path), name, record_path)
-        read_recipe(checkpoint)
-        verify_checked(checkpoint / "model.safetensors")
-        print(f"  ✓ {name} run: already prepared")
-        return
-    except CorruptFileError as exc:
-        if record_path.exists():
-            print(f"  ! {exc}: training this run again")
-    except CheckpointError as exc:
-        print(f"  ! {exc.args[0].split(';')[0]}: training this run again")
+    if record_path.exists():
+        try:  # the record, and the very classifier it names, complete: as the replay will check them
+            load_prepared_run(name, model_size, quiet=True)
+            print(f"  ✓ {name} run: already prepared (classifier verified against its record)")
+            return
+        except PrepareError as exc:
+            print(f"  ! {str(exc).split(' Run `python')[0]}: training this run again")
     loaders = get_spam_dataloaders()
     with contextlib.redirect_stdout(io.StringIO()):  # no test-model banner in the report
         model = build_spam_classifier(model_size, "cpu")
@@ -245,10 +278,13 @@ def _train_and_record(name, model_size):
                                        num_epochs=LECTURE_SETTINGS["num_epochs"], eval_freq=LECTURE_SETTINGS["eval_freq"],
                                        eval_iter=LECTURE_SETTINGS["eval_iter"], mode=name, cache=cache)
     seconds = time.time() - start
+    training = training_record(model, optimizer, loaders[0], LECTURE_SETTINGS["num_epochs"],
+                               LECTURE_SETTINGS["eval_freq"], LECTURE_SETTINGS["eval_iter"], engine=name, seconds=seconds)
     save_classifier(model, checkpoint, max_length=loaders[0].dataset.max_length,
-                    pooling="last" if name == "exact" else "last_real",
-                    extra={"training": {"settings": LECTURE_SETTINGS, "engine": name, "seconds": seconds}})
+                    pooling="last" if name == "exact" else "last_real", training=training,
+                    saved_by="python -m helpers prepare")
     record = {"date": time.strftime("%Y-%m-%d %H:%M"), "seconds": seconds,
+              "checkpoint_sha256": expected_checksum(checkpoint / CHECKPOINT_FILE),
               "log": [line for line in log.getvalue().splitlines() if not line.startswith("Trunk cache")],
               "curves": list(curves)}
     if name == "exact":
@@ -283,7 +319,7 @@ def _measure_performance(model_size):
     except CorruptFileError as exc:
         if path.exists():
             print(f"  ! {exc}: measuring again")
-    model, recipe = load_classifier(default_checkpoint_dir(active_model_name(model_size)))
+    model, recipe = load_prepared_run("exact", model_size, quiet=True)
     test_loader = get_spam_dataloaders()[2]
     texts = test_loader.dataset.data["Text"].tolist()[:64]
     table = compare_fp32_int8(model, get_gpt2_tokenizer(), texts, recipe["max_length"], test_loader)

@@ -4,12 +4,22 @@ import time
 import torch
 
 from ..classifier import build_spam_classifier
-from ..data import get_spam_dataloaders
-from ..fast.engine import CachedTop, TrunkCache, train_classifier_fast, trunk_cache_dir
+from ..data import CLASS_NAMES, get_spam_dataloaders
+from ..fast.engine import CachedTop, TrunkCache, plain_model, train_classifier_fast, trunk_cache_dir
+from ..fast.inference import CACHE_MODE_FOR, ReadAsTrained
 from ..storage.paths import display_path, instructor_mode
 from ..training import train_classifier_simple
 from ..weights import get_device, print_test_model_banner, test_model_enabled
-from .checkpoint import CheckpointError, default_checkpoint_dir, load_classifier, save_classifier
+from .checkpoint import (
+    CheckpointError,
+    default_checkpoint_dir,
+    describe,
+    load_classifier,
+    rebuilt_checkpoint_dir,
+    save_classifier,
+    stopped_early,
+    training_record,
+)
 
 DEFAULT_MODEL = "gpt2-small (124M)"
 #: The lecture's hyperparameters (eval_iter=5 reproduces the slides' accuracy table: 40 messages).
@@ -43,35 +53,73 @@ def train_spam_classifier(model_size=DEFAULT_MODEL, device=None, loaders=None, s
         history = train_classifier_simple(model, train_loader, val_loader, optimizer, device, **arguments)
     else:
         raise ValueError(f"engine must be 'exact' or 'lecture', got {engine!r}")
-    return model, {"settings": settings, "engine": engine, "seconds": time.time() - start, "curves": history}
+    training = training_record(model, optimizer, train_loader, settings["num_epochs"], settings["eval_freq"],
+                               settings["eval_iter"], engine=engine, seconds=time.time() - start)
+    return model, {"settings": settings, "engine": engine, "seconds": training["seconds"], "curves": history,
+                   "training": training}
 
 
-def get_trained_classifier(model_size=DEFAULT_MODEL, device=None, retrain=False):
-    """The fine-tuned classifier from notebook 4's checkpoint, training (and caching) one if there is none.
+def usable_problem(recipe, class_names=None):
+    """Why a checkpoint is not a finished classifier of ``class_names``, or None when it is one."""
+    if stopped_early(recipe):
+        return (f"it was trained {recipe['training']['steps_done']} of {recipe['training']['steps_planned']} "
+                "steps: stopped early. Run notebook 4's training cell to the end and save again")
+    if class_names is not None and tuple(recipe["class_names"]) != tuple(class_names):
+        return (f"it classifies into {'/'.join(recipe['class_names'])}, but this data has "
+                f"{'/'.join(class_names)}. Train one on this data (notebook 4)")
+    return None
 
-    Returns ``(model, recipe)``. A checkpoint of another model (e.g. the test model's when real
-    weights are in use) is not reused.
+
+def find_trained_classifier(model_size=DEFAULT_MODEL, device="cpu", class_names=None, log=print):
+    """Notebook 4's checkpoint, or else the one trained here before: the first that is complete and of
+    ``class_names``; each one passed over is reported through ``log`` with the reason. None when neither is."""
+    name = active_model_name(model_size)
+    for label, folder in (("your notebook 4 checkpoint", default_checkpoint_dir(name)),
+                          ("the classifier trained here before", rebuilt_checkpoint_dir(name))):
+        if not folder.exists():
+            continue
+        try:
+            model, recipe = load_classifier(folder, expected_model_name=name, device=device)
+        except CheckpointError as exc:
+            log(f"Not using {label}: {exc}")
+            continue
+        problem = usable_problem(recipe, class_names)
+        if problem:
+            log(f"Not using {label} in {display_path(folder)}: {problem}.")
+            continue
+        return model, recipe, folder
+    return None
+
+
+def get_trained_classifier(model_size=DEFAULT_MODEL, device=None, retrain=False, class_names=CLASS_NAMES):
+    """The fine-tuned classifier: notebook 4's checkpoint, or one trained (once, then kept) if there is none.
+
+    Returns ``(model, recipe)`` and prints where the model came from. A checkpoint of another model, of
+    other classes, or of a training stopped early is not used (it says why). In instructor mode it is the
+    run prepared before class, verified against its record.
     """
     device = device or get_device()
     name = active_model_name(model_size)
-    folder = default_checkpoint_dir(name)
-    if not retrain:
-        try:
-            model, recipe = load_classifier(folder, expected_model_name=name, device=device)
-            if model.is_test_model:
-                print_test_model_banner()
-            print(f"Loaded the fine-tuned classifier from {display_path(folder)}.")
-            if instructor_mode():
-                model = attach_prepared_trunk_cache(model)
-            return model, recipe
-        except CheckpointError as exc:
-            print(f"{exc}\nTraining one now with the fast engine (the lecture's result; this happens once, "
-                  "then it is cached).")
+    if instructor_mode() and not retrain:
+        from .instructor import load_prepared_run
+
+        model, recipe = load_prepared_run("exact", model_size, device)
+        return attach_prepared_trunk_cache(model), recipe
+    found = None if retrain else find_trained_classifier(model_size, device, class_names)
+    if found is not None:
+        model, recipe, folder = found
+        if model.is_test_model:
+            print_test_model_banner()
+        print(f"Loaded the classifier in {display_path(folder)}:\n  {describe(recipe)}")
+        return model, recipe
+    print("Training one now with the fast engine (the lecture's result; this happens once, then it is kept).")
     loaders = get_spam_dataloaders()
     model, history = train_spam_classifier(model_size, device, loaders)
-    save_classifier(model, folder, max_length=loaders[0].dataset.max_length,
-                    extra={"training": {k: history[k] for k in ("settings", "engine", "seconds")}})
-    return load_classifier(folder, expected_model_name=name, device=device)
+    folder = save_classifier(model, rebuilt_checkpoint_dir(name), max_length=loaders[0].dataset.max_length,
+                             training=history["training"], saved_by="get_trained_classifier")
+    model, recipe = load_classifier(folder, expected_model_name=name, device=device)
+    print(f"Saved it in {display_path(folder)}:\n  {describe(recipe)}")
+    return model, recipe
 
 
 _LOADED = {}  # prepared cache files already in memory: the trunk is the same for every classifier
@@ -80,10 +128,12 @@ _LOADED = {}  # prepared cache files already in memory: the trunk is the same fo
 def attach_prepared_trunk_cache(model):
     """Instructor mode: ``model`` reading its frozen trunk from the prepared cache, if there is one.
 
-    Returns a :class:`helpers.CachedTop` standing in for ``model`` (same results, many times faster), or
-    ``model`` itself when ``python -m helpers prepare`` built no cache for this trunk.
+    Returns a stand-in for ``model`` (same results, many times faster): a :class:`helpers.ReadAsTrained`
+    for a loaded classifier (read by its rule, from the cache of its mode), else a :class:`helpers.CachedTop`;
+    or ``model`` itself when ``python -m helpers prepare`` built no cache for this trunk.
     """
-    cache = TrunkCache(model, "exact")
+    rule = getattr(plain_model(model), "reading_rule", None)
+    cache = TrunkCache(plain_model(model), CACHE_MODE_FOR[rule["pooling"]] if rule else "exact")
     path = cache.file_for(trunk_cache_dir())
     if path not in _LOADED:
         if not cache.load(trunk_cache_dir()):
@@ -93,4 +143,4 @@ def attach_prepared_trunk_cache(model):
         _LOADED[path] = cache
     print("Instructor mode: this classifier reads its frozen trunk from the prepared cache "
           "(same results, many times faster).")
-    return CachedTop(model, _LOADED[path])
+    return ReadAsTrained(model, _LOADED[path]) if rule else CachedTop(model, _LOADED[path])

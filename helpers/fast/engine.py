@@ -46,6 +46,7 @@ class FastEngineError(ValueError):
 
 def check_fast_engine_applicable(model):
     """Raise :class:`FastEngineError` unless only the last block, final norm and head train, without dropout."""
+    model = plain_model(model)
     if model.cfg["drop_rate"] > 0:
         raise FastEngineError(f"drop_rate is {model.cfg['drop_rate']}: with dropout every pass through the trunk "
                               "differs, so cached activations would change the math. Set drop_rate to 0.")
@@ -70,11 +71,31 @@ class TrunkCache:
     def __init__(self, model, mode="exact", pad_token_id=50256, precision="fp32"):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        model = plain_model(model)  # the classifier itself, also when given a stand-in for it
         check_fast_engine_applicable(model)
         self.model, self.mode, self.pad_token_id = model, mode, pad_token_id
         self.precision = resolve_precision(precision, model.tok_emb.weight.device, announce="once")
         self.index, self.activations = {}, []  # token-id bytes -> position in self.activations
         self._blocks = None  # the engine's trunk blocks (helpers.fast.blocks), made on the first trunk pass
+        self.fingerprint = trunk_fingerprint(model)  # the trunk weights every activation here comes from
+        self._checked = {_trunk_versions(model): self.fingerprint}
+
+    def check_fits(self, model):
+        """Raise :class:`FastEngineError` unless ``model``'s trunk holds the weights this cache was computed from.
+
+        Cheap when nothing changed: the weights are hashed again only after one of them was modified in
+        place or replaced (``load_state_dict``, an optimizer step, a new ``Parameter``).
+        """
+        versions = _trunk_versions(model)
+        if versions not in self._checked:
+            if len(self._checked) >= 16:  # several classifiers may share one cache (notebook 4 compares three)
+                self._checked.pop(next(iter(self._checked)))
+            self._checked[versions] = trunk_fingerprint(model)
+        if self._checked[versions] != self.fingerprint:
+            raise FastEngineError("this trunk cache holds activations of other trunk weights than the model's "
+                                  "(they changed since it was built, e.g. by load_state_dict): its answers would be "
+                                  "stale. Build a new one for this model: TrunkCache(model, mode), or "
+                                  "attach_prepared_trunk_cache(model) in instructor mode.")
 
     def __len__(self):
         return len(self.activations)
@@ -110,6 +131,7 @@ class TrunkCache:
     def add(self, rows, batch_size=None, progress=False):
         """Run the trunk over every row of ``rows`` (token ids, ``[n, T]``) not cached yet,
         in batches of messages of similar length (see :meth:`_batches`)."""
+        self.check_fits(self.model)
         rows = torch.unique(rows, dim=0)
         rows = rows[[row.numpy().tobytes() not in self.index for row in rows]] if len(self.index) else rows
         if len(rows) == 0:
@@ -151,11 +173,11 @@ class TrunkCache:
     # -- on disk: keyed by the trunk's weights and the mode; each message keyed by its token ids
     def file_for(self, folder) -> Path:
         kind = self.mode if self.precision == "fp32" else f"{self.mode}-{self.precision}"
-        return Path(folder) / f"trunk-{kind}-{_trunk_fingerprint(self.model, kind)[:16]}.safetensors"
+        key = hashlib.sha256(f"{kind}|{self.fingerprint}".encode()).hexdigest()
+        return Path(folder) / f"trunk-{kind}-{key[:16]}.safetensors"
 
     def save(self, folder) -> Path:
         path = self.file_for(folder)
-        path.parent.mkdir(parents=True, exist_ok=True)
         keys = sorted(self.index, key=self.index.get)
         rows = torch.stack([torch.frombuffer(bytearray(key), dtype=torch.long) for key in keys])
         tensors = {"rows": rows, "lengths": torch.tensor([len(a) for a in self.activations]),
@@ -193,11 +215,22 @@ class TrunkCache:
         return True
 
 
-def _trunk_fingerprint(model, mode):
-    digest = hashlib.sha256(f"{mode}|{model.cfg}".encode())
+def _trunk_tensors(model):
+    model = plain_model(model)
     for module in (model.tok_emb, model.pos_emb, *model.trf_blocks[:-1]):
-        for tensor in module.state_dict().values():
-            digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        yield from module.state_dict(keep_vars=True).values()
+
+
+def _trunk_versions(model):
+    """Which tensors the trunk holds, and how often each was modified in place: changes when any weight does."""
+    return tuple((id(t), t.data_ptr(), t._version) for t in _trunk_tensors(model))
+
+
+def trunk_fingerprint(model) -> str:
+    """SHA-256 of the model's configuration and frozen trunk (embeddings and every block but the last)."""
+    digest = hashlib.sha256(f"{plain_model(model).cfg}".encode())
+    for tensor in _trunk_tensors(model):
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy())
     return digest.hexdigest()
 
 
@@ -248,6 +281,7 @@ class CachedTop(StandIn):
     def __init__(self, model, cache):
         super().__init__(model)
         check_fast_engine_applicable(self.model)
+        cache.check_fits(self.model)
         self.cache = cache
 
     def forward(self, input_ids):
@@ -255,6 +289,7 @@ class CachedTop(StandIn):
             check_fast_engine_applicable(self.model)
         except FastEngineError:
             return self.model(input_ids)
+        self.cache.check_fits(self.model)  # a trunk whose weights changed since would be read stale
         return top_logits(self.model, self.cache, input_ids)
 
 

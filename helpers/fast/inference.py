@@ -7,12 +7,13 @@ read at their own length are batched with others of similar length (less padding
 """
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..classifier import check_classifier
 from ..inference import check_message
 from ..tokenizer import END_OF_TEXT_ID, check_max_length
 from .blocks import is_plain_block, last_block_at, trunk_blocks, trunk_forward
-from .engine import plain_model
+from .engine import StandIn, check_fast_engine_applicable, plain_model, top_logits
 from .precision import autocast, resolve_precision
 
 
@@ -100,3 +101,54 @@ def classify_texts(texts, model, tokenizer, device, max_length=None, batch_size=
             logits.append(read_logits(model, batch, positions.to(device), blocks).cpu())
     logits = torch.cat(logits)[torch.argsort(order)]  # back to the messages' order
     return logits.argmax(dim=-1).numpy(), torch.softmax(logits, dim=-1).numpy()
+
+
+#: The trunk cache mode that reads as each pooling does.
+CACHE_MODE_FOR = {"last": "exact", "last_real": "flexible"}
+
+
+class ReadAsTrained(StandIn):
+    """Stands in for a loaded classifier and reads every batch by its checkpoint's reading rule, so the
+    lecture's own ``calc_accuracy_loader``, ``predict_loader`` and ``classify_review`` read it as it was trained:
+
+    * ``"last"`` (the lecture's model): each message cut or padded to ``max_length``, read at the last position,
+      so ``classify_review`` without ``max_length`` still pads as in training;
+    * ``"last_real"`` (flexible mode): each message read at its last real token, wherever the padding starts.
+
+    Returns logits ``[batch, 1, classes]``. With ``cache`` (a :class:`~helpers.fast.engine.TrunkCache` of the
+    matching mode) the frozen trunk is read from it, after checking that it still fits the model's weights.
+    """
+
+    def __init__(self, model, cache=None):
+        super().__init__(model)
+        rule = getattr(self.model, "reading_rule", None)
+        if rule is None:
+            raise ValueError("this model carries no reading rule: ReadAsTrained is for classifiers loaded with "
+                             "load_classifier (or get_trained_classifier)")
+        if cache is not None:
+            if cache.mode != CACHE_MODE_FOR[rule["pooling"]]:
+                raise ValueError(f"a classifier that reads {rule['pooling']!r} needs a {CACHE_MODE_FOR[rule['pooling']]!r} "
+                                 f"trunk cache, not a {cache.mode!r} one")
+            cache.check_fits(self.model)
+        self.cache = cache
+
+    def forward(self, input_ids):
+        rule = self.model.reading_rule
+        pad = rule["pad_token_id"]
+        if rule["pooling"] == "last":
+            input_ids = input_ids[:, :rule["max_length"]]
+            input_ids = F.pad(input_ids, (0, rule["max_length"] - input_ids.shape[1]), value=pad)
+            positions = torch.full((len(input_ids),), input_ids.shape[1] - 1, device=input_ids.device)
+        else:  # padding comes only after a message's tokens (a typed "<|endoftext|>" is encoded as text)
+            positions = ((input_ids != pad).sum(dim=1) - 1).clamp(min=0)
+        if self.cache is not None:
+            try:
+                check_fast_engine_applicable(self.model)
+            except ValueError:  # its trunk was made trainable since: computed live below
+                pass
+            else:
+                self.cache.check_fits(self.model)
+                return top_logits(self.model, self.cache, input_ids)
+        if torch.is_grad_enabled():  # training through it: the full forward pass, with gradients
+            return self.model(input_ids)[torch.arange(len(input_ids), device=input_ids.device), positions][:, None, :]
+        return read_logits(self.model, input_ids, positions)[:, None, :]  # reading: the engine's faster path

@@ -2,16 +2,15 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..storage.files import write_atomically
+
 HAM_COLOR, SPAM_COLOR = "#4C72B0", "#DD8452"
 
 
 def _finish(fig, save_path):
     fig.tight_layout()
-    if save_path is not None:
-        from pathlib import Path
-
-        Path(save_path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(save_path, dpi=120)
+    if save_path is not None:  # atomically; an unwritable folder or a full disk is a StorageError naming the file
+        write_atomically(save_path, writer=lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     return fig
 
 

@@ -6,12 +6,14 @@ temporary. Next to it goes ``<name>.sha256`` (the format of ``sha256sum``): a fi
 is missing or does not match is *corrupt* and is never trusted; callers rebuild it.
 """
 import errno
+import glob
 import hashlib
 import io
 import json
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from .paths import StorageError, display_path
@@ -53,12 +55,36 @@ def give_normal_permissions(path) -> None:
     os.chmod(path, 0o666 & ~mask)
 
 
+_WRITE_PROBLEMS = {  # errno: (what went wrong, what to do)
+    errno.ENOSPC: ("the disk is full", "Free some space"),
+    errno.EDQUOT: ("the disk quota is used up", "Free some space"),
+    errno.EROFS: ("the file system is read-only", "Make the folder writable"),
+    errno.EACCES: ("permission denied", "Make the folder writable"),
+    errno.EPERM: ("permission denied", "Make the folder writable"),
+    errno.ENOTDIR: ("a part of the path is a file, not a folder", "Move that file away"),
+    errno.EEXIST: ("a file is in the way where a folder should be", "Move that file away"),
+    errno.EISDIR: ("a folder is in the way where the file should be", "Move that folder away"),
+}
+
+
 def _storage_error(path, exc) -> StorageError:
-    what = {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system is read-only",
-            errno.EACCES: "permission denied", errno.EPERM: "permission denied",
-            errno.ENOTDIR: "a part of the path is a file, not a folder"}.get(exc.errno, exc.strerror or str(exc))
-    return StorageError(f"cannot write {display_path(path)}: {what}. Free some space or make the folder writable, "
-                        f"or set WORKBOOK_DATA_DIR to a writable folder.")
+    what, advice = _WRITE_PROBLEMS.get(exc.errno, (exc.strerror or str(exc), "Check the folder"))
+    return StorageError(f"cannot write {display_path(path)}: {what}. {advice}, or set WORKBOOK_DATA_DIR to "
+                        "another folder.")
+
+
+STALE_PART_SECONDS = 600  # a temporary file this old was left by a write that was killed (kill -9, power cut)
+
+
+def _remove_stale_parts(path):
+    """Remove what killed writes of ``path`` left behind: its old temporary files (a live write is younger)."""
+    now = time.time()
+    for part in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
+        try:
+            if now - part.stat().st_mtime > STALE_PART_SECONDS:
+                part.unlink()
+        except FileNotFoundError:  # another process removed it first
+            pass
 
 
 def write_atomically(path, data=None, *, writer=None, before_replace=None) -> Path:
@@ -73,6 +99,7 @@ def write_atomically(path, data=None, *, writer=None, before_replace=None) -> Pa
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_parts(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
         try:
             if writer is None:
