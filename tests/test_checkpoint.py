@@ -53,8 +53,8 @@ def test_a_checkpoint_is_one_file_that_carries_its_recipe_and_provenance(full_tr
         assert torch.allclose(loaded(x)[:, -1], model.eval()(x)[:, -1], atol=1e-5)
     assert recipe["max_length"] == 120 and recipe["class_names"] == ["ham", "spam"] and recipe["pooling"] == "last"
     assert recipe["training"] == full_training and len(recipe["trunk_fingerprint"]) == 64
-    assert describe(recipe).startswith("gpt-2x32, classes ham/spam; trained 650 of 650 steps by the lecture loop")
-    assert "reads position 119 of messages padded to 120 tokens, saved by a test" in describe(recipe)
+    assert describe(recipe).startswith("gpt-2x32, classes ham/spam; trained with the lecture loop (train_classifier_simple) for 650 of 650 steps;")
+    assert "reads position 119 of messages padded to 120 tokens; saved by a test" in describe(recipe)
 
 
 def test_a_save_stopped_half_way_is_refused_and_its_leftovers_cleaned_up(tmp_path, tiny_classifier, saved,
@@ -104,7 +104,7 @@ def test_training_record_counts_the_steps_the_optimizer_took(full_training, tiny
     assert record["steps_done"] == 2 and record["steps_planned"] == 650 and record["engine"] == "lecture"
     assert record["settings"] == full_training["settings"]
     recipe = load_classifier(saved(model, tmp_path / "early", training=record))[1]
-    assert "trained 2 of 650 steps: stopped early" in describe(recipe)
+    assert "for 2 of 650 steps: stopped early" in describe(recipe)
     with pytest.raises(ValueError, match="does not train this model"):
         training_record(tiny_classifier(), optimizer, loader, 5, 50, 5)
     with pytest.raises(ValueError, match="engine must be one of"):
@@ -153,7 +153,7 @@ def test_every_reader_reads_a_checkpoint_as_it_was_trained(tmp_path, tokenizer, 
            [["ham", "spam"][i] for i in trained_view.argmax(1)]
     p_spam = [float(line.split(b"\t")[1]) for line in result.stdout.splitlines()]
     assert np.allclose(p_spam, trained_view[:, 1], atol=2e-3)
-    assert b"trained 650 of 650 steps" in result.stderr
+    assert b"for 650 of 650 steps" in result.stderr
 
 
 def test_a_max_length_that_contradicts_the_checkpoint_is_refused(tmp_path, tokenizer, tiny_classifier, saved):

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from helpers import classify_review
 from helpers.classroom.checkpoint import CHECKPOINT_FILE
@@ -27,15 +28,17 @@ def test_cli_exit_status_2_for_a_file_that_is_no_checkpoint(tmp_path, tiny_class
 def test_cli_refuses_a_training_stopped_early_unless_asked(tmp_path, tiny_classifier, run_cli, saved, full_training):
     folder = saved(tiny_classifier(), tmp_path / "early", training=dict(full_training, steps_done=2))
     result = run_cli("classify", "--checkpoint", str(folder), "hello")
-    assert result.returncode == 2 and b"trained 2 of 650 steps: stopped early" in result.stderr
+    assert result.returncode == 2 and b"2 of 650 steps: stopped early" in result.stderr
     assert b"--allow-partial" in result.stderr and result.stdout == b""
     result = run_cli("classify", "--checkpoint", str(folder), "--allow-partial", "hello")
-    assert result.returncode == 0 and b"trained 2 of 650 steps: stopped early" in result.stderr
+    assert result.returncode == 0 and b"2 of 650 steps: stopped early" in result.stderr
 
 
 def test_cli_prints_a_classifiers_own_class_names(tmp_path, tiny_classifier, tokenizer, run_cli, saved):
     """A 3-class classifier used to be printed as ham/spam with a meaningless P(spam)."""
     model = tiny_classifier(num_classes=3)
+    with torch.no_grad():
+        model.out_head.bias[2] += 20.0  # every message is read as class 2, "phishing"
     folder = saved(model, tmp_path / "three", class_names=["ham", "spam", "phishing"])
     texts = ["Free money! Click now!", "Meeting at 3pm today", "Your account is locked, log in here"]
     result = run_cli("classify", "--checkpoint", str(folder), *texts)
@@ -45,6 +48,7 @@ def test_cli_prints_a_classifiers_own_class_names(tmp_path, tiny_classifier, tok
         expected, probabilities = classify_review(text, model, tokenizer, "cpu", max_length=20)
         assert label == ["ham", "spam", "phishing"][expected]
         assert float(probability) == pytest.approx(float(probabilities[expected]), abs=1e-3)
+    assert result.stdout.decode().count("phishing") == 3
 
 
 def test_cli_without_a_checkpoint_names_what_to_run(tmp_path, run_cli):

@@ -85,7 +85,7 @@ def test_prepare_then_instructor_mode_then_idempotent(classroom, capsys, monkeyp
     replay_prepared_run("exact", model)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), trained.state_dict().values()))
     out = capsys.readouterr().out
-    assert "The weights are the prepared run's (verified)" in out and "trained 650 of 650 steps" in out
+    assert "The weights are the prepared run's (verified)" in out and "for 650 of 650 steps" in out
     shown, recipe = get_trained_classifier(device="cpu")
     assert recipe["saved_by"] == "python -m helpers prepare" and "prepared on" in capsys.readouterr().out
     assert all(torch.equal(a, b) for a, b in zip(shown.state_dict().values(), trained.state_dict().values()))

@@ -12,7 +12,7 @@ def test_trains_once_then_loads_the_checkpoint(monkeypatch, tmp_path, staged_zip
     out = capsys.readouterr().out
     assert "Training one now" in out and "Ep 5 (Step 000600)" in out
     assert recipe["model_name"] == "test-model" and recipe["training"]["engine"] == "exact"
-    assert "trained 650 of 650 steps by the fast engine, exact mode" in out and "-rebuilt" in out
+    assert "trained with the fast engine, exact mode for 650 of 650 steps" in out and "-rebuilt" in out
     second, _ = get_trained_classifier(device="cpu")
     out = capsys.readouterr().out
     assert "Loaded the classifier in" in out and "Training" not in out and "TEST MODEL" in out

@@ -110,19 +110,19 @@ def stopped_early(recipe) -> bool:
 
 
 def describe(recipe) -> str:
-    """Where a classifier came from, in one line: "test-model, classes ham/spam, trained 650 of 650 steps by …"."""
+    """Where a classifier came from, in one line: "test-model, classes ham/spam; trained with … for 650 of 650 steps; …"."""
     training = recipe["training"]
-    steps = f"trained {training['steps_done']} of {training['steps_planned']} steps"
+    steps = f"{training['steps_done']} of {training['steps_planned']} steps"
     if stopped_early(recipe):
         steps += ": stopped early"
     if recipe["pooling"] == "last":
         reads = f"reads position {recipe['max_length'] - 1} of messages padded to {recipe['max_length']} tokens"
     else:
         reads = f"reads each message's last real token (at most {recipe['max_length']} tokens)"
-    saved = f", saved by {recipe['saved_by']}" if recipe.get("saved_by") else ""
+    saved = f"; saved by {recipe['saved_by']}" if recipe.get("saved_by") else ""
     saved += f" on {recipe['saved_at']}" if recipe.get("saved_at") else ""
-    return (f"{recipe['model_name']}, classes {'/'.join(recipe['class_names'])}; {steps} by "
-            f"{ENGINES[training['engine']]}; {reads}{saved}")
+    return (f"{recipe['model_name']}, classes {'/'.join(recipe['class_names'])}; trained with "
+            f"{ENGINES[training['engine']]} for {steps}; {reads}{saved}")
 
 
 # --------------------------------------------------------------------------- saving
