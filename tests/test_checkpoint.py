@@ -322,8 +322,10 @@ def test_a_checkpoint_of_another_model_is_refused(tmp_path, tiny_classifier, sav
 def test_saving_checks_what_it_records(full_training, tmp_path, tiny_classifier, tiny_gpt, saved):
     with pytest.raises(ValueError, match="still predicts the 50257 tokens"):
         saved(tiny_gpt(), tmp_path / "lm")
-    with pytest.raises(CheckpointError, match="training.steps_done"):
+    with pytest.raises(ValueError, match="save_classifier: training.steps_done is -1.*pass a valid value"):
         saved(tiny_classifier(), tmp_path / "bad", training=dict(full_training, steps_done=-1))
+    with pytest.raises(ValueError, match="save_classifier: max_length is \"20\""):
+        saved(tiny_classifier(), tmp_path / "bad", max_length="20")
     with pytest.raises(ValueError, match="pooling must be one of"):
         saved(tiny_classifier(), tmp_path / "bad", pooling="mean")
     assert not (tmp_path / "bad").exists() and not (tmp_path / "lm").exists()

@@ -157,7 +157,10 @@ def save_classifier(model, folder, *, max_length, training, class_names=None, pa
         "saved_by": saved_by,
         "saved_at": time.strftime("%Y-%m-%d %H:%M"),
     }
-    validate_recipe(recipe, where="the classifier to save")  # the same rules a reader applies
+    try:  # the same rules a reader applies, so nothing is saved that could not be read back
+        validate_recipe(recipe, where="save_classifier", advice="pass a valid value for it")
+    except CheckpointError as exc:
+        raise ValueError(str(exc)) from None
     folder = Path(folder)
     metadata = {METADATA_KEY: json.dumps(recipe)}
     write_checked(folder / CHECKPOINT_FILE, writer=lambda tmp: save_model(model, tmp, metadata=metadata))
@@ -203,17 +206,16 @@ def _number(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def validate_recipe(recipe, where="the recipe") -> dict:
+def validate_recipe(recipe, where="the recipe", advice="train and save the classifier again (notebook 4)") -> dict:
     """Check every field of a classifier recipe; raises :class:`CheckpointError` naming the first bad one."""
     def bad(field, value, must):
-        raise CheckpointError(f"{where}: {field} is {json_repr(value)}, but it must be {must}; "
-                              "train and save the classifier again (notebook 4).")
+        raise CheckpointError(f"{where}: {field} is {json_repr(value)}, but it must be {must}; {advice}.")
 
     if not isinstance(recipe, dict):
-        raise CheckpointError(f"{where} holds {json_repr(recipe)}, not a recipe object; train and save again.")
+        raise CheckpointError(f"{where} holds {json_repr(recipe)}, not a recipe object; {advice}.")
     missing = [key for key in RECIPE_KEYS if key not in recipe]
     if missing:
-        raise CheckpointError(f"{where} lacks {missing}; train and save the classifier again (notebook 4).")
+        raise CheckpointError(f"{where} lacks {missing}; {advice}.")
     if recipe["format"] != FORMAT:
         bad("format", recipe["format"], f"{FORMAT} (this workbook's checkpoint format)")
     if not isinstance(recipe["model_name"], str) or not recipe["model_name"]:
