@@ -69,6 +69,13 @@ from .storage.paths import PROJECT_ROOT, StorageError, data_dir, display_path, i
 
 # --------------------------------------------------------------------------- the extras
 from .activities import check_activity_1, check_activity_2, check_activity_3, check_activity_4, spam_checker
+from .beyond.exercises import (
+    BOOK_EXERCISES,
+    CHAPTER_TEST_ACCURACY,
+    ReadsFirstToken,
+    exercise_table,
+    run_exercise,
+)
 from .beyond.lora import LinearWithLoRA, LoRALayer, apply_lora, merge_lora
 from .beyond.strategies import STRATEGIES, bag_of_words_baseline, comparison_table, run_strategy
 from .classroom.book import (
@@ -110,7 +117,7 @@ from .classroom.show import show_source
 from .fast.engine import CachedTop, FastEngineError, TrunkCache, train_classifier_fast
 from .fast.inference import ReadAsTrained, classify_texts
 from .fast.precision import PRECISIONS, bf16_native
-from .figures.diagrams import plot_model_surgery, plot_pipeline, plot_training_loop
+from .figures.diagrams import plot_llm_stages, plot_model_surgery, plot_pipeline, plot_training_loop
 from .figures.plots import (
     plot_causal_mask,
     plot_class_counts,
@@ -119,5 +126,6 @@ from .figures.plots import (
     plot_performance,
     plot_strategies,
     plot_token_lengths,
+    plot_transfer_learning,
     plot_values,
 )

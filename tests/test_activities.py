@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
-from helpers import (SpamDataset, check_activity_1, check_activity_2,
+from helpers import (SpamDataset, calc_loss_batch, calc_loss_loader, check_activity_1, check_activity_2,
                      check_activity_3, check_activity_4, classify_review,
                      create_dataloaders, download_sms_spam_dataset,
                      load_sms_spam, random_split, spam_checker)
@@ -227,8 +227,8 @@ def test_activity_2_half_done_skeleton(paths, tokenizer, capsys):
 def test_activity_2_untouched(paths, tokenizer, capsys):
     assert check_activity_2(Untouched, ..., ..., ..., ..., ..., paths=paths, tokenizer=tokenizer) is False
     out = capsys.readouterr().out
-    assert ("not attempted yet: MySpamDataset, my_train_dataset, my_val_dataset, first_inputs, first_labels, "
-            "n_padding") in out
+    assert ("not attempted yet: MySpamDataset, my_train_dataset, my_val_dataset, my_test_dataset, my_train_loader, "
+            "my_val_loader, my_test_loader, first_inputs, first_labels, n_padding") in out
     assert "❌" not in out
 
 
@@ -239,9 +239,38 @@ def book_style(paths, tokenizer):
 def test_activity_2_solution_passes(paths, tokenizer, capsys):
     ns = book_style(paths, tokenizer)
     assert check_activity_2(ns["MySpamDataset"], ns["my_train_dataset"], ns["my_val_dataset"], ns["first_inputs"],
-                            ns["first_labels"], ns["n_padding"], paths=paths, tokenizer=tokenizer) is True
+                            ns["first_labels"], ns["n_padding"], **loaders_of(ns), paths=paths, tokenizer=tokenizer)
     out = capsys.readouterr().out
     assert "same 1045 + 149 + 300 items as SpamDataset" in out and "All correct" in out
+    assert "my_train_loader: 130 batches of 8" in out and "my_val_loader: 19 batches of 8 (the last holds 5)" in out
+    assert "my_test_loader: 38 batches of 8 (the last holds 4)" in out
+
+
+def loaders_of(ns):
+    return {key: ns[key] for key in ("my_test_dataset", "my_train_loader", "my_val_loader", "my_test_loader")}
+
+
+@pytest.mark.parametrize("key, loader, hint", [
+    ("my_train_loader", lambda ds: DataLoader(ds["train"], batch_size=8, shuffle=True), "drop_last=False: the last, "
+     "incomplete batch (1045 = 130 × 8 + 5) must be dropped"),
+    ("my_train_loader", lambda ds: DataLoader(ds["train"], batch_size=8, drop_last=True), "is not shuffled"),
+    ("my_val_loader", lambda ds: DataLoader(ds["validation"], batch_size=8, drop_last=True), "keep the last, smaller "
+     "batch (drop_last=False)"),
+    ("my_test_loader", lambda ds: DataLoader(ds["test"], batch_size=8, shuffle=True), "test batches need no new order"),
+    ("my_val_loader", lambda ds: DataLoader(ds["validation"], batch_size=16), "batch_size=16; the lecture's is 8 "
+     "(10 batches instead of 19)"),
+    ("my_test_loader", lambda ds: DataLoader(ds["validation"], batch_size=8), "has 19 batches, expected 38: is it "
+     "built from the test dataset?"),
+    ("my_val_loader", lambda ds: ds["validation"], "should be a DataLoader(dataset, batch_size=8, ...), got"),
+])
+def test_activity_2_wrong_loaders_get_specific_hints(paths, tokenizer, capsys, key, loader, hint):
+    ns = book_style(paths, tokenizer)
+    datasets = {"train": ns["my_train_dataset"], "validation": ns["my_val_dataset"], "test": ns["my_test_dataset"]}
+    answers = loaders_of(ns) | {key: loader(datasets)}
+    assert check_activity_2(ns["MySpamDataset"], ns["my_train_dataset"], ns["my_val_dataset"], ns["first_inputs"],
+                            ns["first_labels"], ns["n_padding"], **answers, paths=paths, tokenizer=tokenizer) is False
+    out = capsys.readouterr().out
+    assert hint in out, out
 
 
 def test_activity_2_other_right_answers(paths, tokenizer, capsys):
@@ -250,7 +279,10 @@ def test_activity_2_other_right_answers(paths, tokenizer, capsys):
     loader = create_dataloaders(train, val, val)[0]
     inputs, labels = next(iter(loader))
     n_padding = (inputs[0] == 50256).sum()  # a tensor is a fine count too
-    assert check_activity_2(Good, train, val, inputs, labels, n_padding, paths=paths, tokenizer=tokenizer) is True
+    test = Good(paths["test"], tokenizer, max_length=train.max_length)
+    three = dict(zip(("my_train_loader", "my_val_loader", "my_test_loader"), create_dataloaders(train, val, test)))
+    assert check_activity_2(Good, train, val, inputs, labels, n_padding, my_test_dataset=test, **three, paths=paths,
+                            tokenizer=tokenizer) is True
     assert check_activity_2(SpamDataset, paths=paths, tokenizer=tokenizer) is False  # helpers' own class passes...
     assert "✅ MySpamDataset gives the same" in capsys.readouterr().out  # ...the other answers are missing
 
@@ -440,15 +472,18 @@ def test_activity_3_right_answers_pass(real, capsys, accuracy, loss):
     accuracy = ns["my_calc_accuracy_loader"] if accuracy == "solution" else accuracy
     loss = ns["my_calc_loss_batch"] if loss == "solution" else loss
     loader, model = real
-    assert check_activity_3(accuracy, loss, loader, model, "cpu") is True, capsys.readouterr().out
+    assert check_activity_3(accuracy, loss, loader, model, "cpu", my_calc_loss_loader=ns["my_calc_loss_loader"]) \
+        is True, capsys.readouterr().out
     out = capsys.readouterr().out
     assert "passes the probe" in out and "All correct" in out
+    assert "my_calc_loss_loader passes the probe (the mean of the batch losses, num_batches)" in out
 
 
 def test_activity_3_accepts_a_plain_list_of_batches(real, capsys):
     loader, model = real
     batches = list(loader)[:3]
-    assert check_activity_3(reference_accuracy, other_style_loss, batches, model, "cpu") is True
+    assert check_activity_3(reference_accuracy, other_style_loss, batches, model, "cpu",
+                            my_calc_loss_loader=calc_loss_loader) is True
 
 
 def test_activity_3_untouched(real, capsys):
@@ -462,7 +497,40 @@ def test_activity_3_untouched(real, capsys):
     loader, model = real
     assert check_activity_3(my_calc_accuracy_loader, my_calc_loss_batch, loader, model, "cpu") is False
     out = capsys.readouterr().out
-    assert "not attempted yet: my_calc_accuracy_loader, my_calc_loss_batch" in out and "❌" not in out
+    assert "not attempted yet: my_calc_accuracy_loader, my_calc_loss_batch, my_calc_loss_loader" in out
+    assert "❌" not in out
+
+
+def loss_loader_variant(mistake):
+    """calc_loss_loader with one of the usual mistakes."""
+    def fn(data_loader, model, device, num_batches=None):
+        batches = list(data_loader)
+        n = len(batches) if num_batches is None or mistake == "all batches" else min(num_batches, len(batches))
+        n = n + 1 if mistake == "one batch more" else n
+        used = batches[:n]
+        losses = [calc_loss_batch(x, y, model, device).item() for x, y in used]
+        if mistake == "sum":
+            return sum(losses)
+        if mistake == "by loader length":
+            return sum(losses) / len(batches)
+        if mistake == "per message":
+            return sum(l * len(y) for l, (_, y) in zip(losses, used)) / sum(len(y) for _, y in used)
+        if mistake == "no return":
+            return None
+        return sum(losses) / n
+    return fn
+
+
+@pytest.mark.parametrize("mistake, hint", [
+    ("sum", "never divides"), ("all batches", "ignores num_batches"), ("by loader length", "len(data_loader)"),
+    ("per message", "weights each batch by its size"), ("one batch more", "one batch too many"),
+    ("no return", "returns NoneType, not a number"),
+])
+def test_activity_3_wrong_loss_loaders_get_specific_hints(real, capsys, mistake, hint):
+    loader, model = real
+    assert check_activity_3(..., ..., loader, model, "cpu", my_calc_loss_loader=loss_loader_variant(mistake)) is False
+    out = capsys.readouterr().out
+    assert "❌" in out and hint in out, out
 
 
 # --------------------------------------------------------------------------- activity 4
@@ -577,3 +645,17 @@ def test_activity_4(model, tokenizer, capsys):
     assert check_activity_4(namespace["my_spam"], namespace["my_ham"], **kwargs) is True
     out = capsys.readouterr().out
     assert "The model agreed with you on" in out and "P(spam)" in out
+
+
+def test_activity_2_skeleton_as_handed_out_is_not_attempted(paths, tokenizer, capsys):
+    import json
+
+    cells = json.loads((PROJECT_ROOT / "notebooks" / "02_dataloaders.ipynb").read_text())["cells"]
+    skeleton = next("".join(c["source"]) for c in cells if "".join(c["source"]).startswith("# Activity 2"))
+    ns = {"paths": paths, "tokenizer": tokenizer}
+    exec(skeleton, ns)
+    keys = ("my_train_dataset", "my_val_dataset", "first_inputs", "first_labels", "n_padding")
+    assert check_activity_2(ns["MySpamDataset"], *(ns[k] for k in keys), **loaders_of(ns), paths=paths,
+                            tokenizer=tokenizer) is False
+    out = capsys.readouterr().out
+    assert "not attempted yet: MySpamDataset," in out and "❌" not in out, out

@@ -111,8 +111,8 @@ def test_comparison_table_shows_published_numbers_beside_ours():
 
     rows = [{"strategy": "all layers", "test accuracy": 0.5}, {"strategy": "gradual unfreezing", "test accuracy": 0.6}]
     table = comparison_table(rows)
-    assert table.loc["all layers", "published test accuracy"] == PUBLISHED["all layers"][1] == 0.9667
-    assert pd.isna(table.loc["gradual unfreezing", "published test accuracy"])  # none published
+    assert table.loc["all layers", "published test accuracy (another split)"] == PUBLISHED["all layers"][1] == 0.9667
+    assert pd.isna(table.loc["gradual unfreezing", "published test accuracy (another split)"])  # none published
     assert table.loc["all layers", "test accuracy"] == 0.5
 
 
@@ -123,3 +123,14 @@ def test_bag_of_words_baseline_on_the_real_split(split_dir):
     for row in rows:
         assert row["test accuracy"] > 0.9 and row["validation accuracy"] > 0.9
         assert row["trainable parameters"] > 1000
+
+
+def test_the_books_lora_scales_by_alpha_and_adapts_the_head():
+    ours = apply_lora(classifier(), rank=16, alpha=16)
+    book = STRATEGIES["LoRA as the book: scale alpha, head adapted"](classifier())
+    assert {m.scale for m in ours.modules() if isinstance(m, LoRALayer)} == {1.0}
+    assert {m.scale for m in book.modules() if isinstance(m, LoRALayer)} == {16.0}
+    assert isinstance(book.out_head, LinearWithLoRA) and not isinstance(ours.out_head, LinearWithLoRA)
+    assert not book.out_head.linear.weight.requires_grad and book.out_head.lora.B.requires_grad
+    with pytest.raises(ValueError, match="scaling must be one of"):
+        LoRALayer(8, 8, scaling="alpha / rank")

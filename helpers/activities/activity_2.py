@@ -100,8 +100,14 @@ def _compare_dataset(fb, cls_name, my_ds, ref, split, args_text):
     return True
 
 
+#: The lecture's loaders: (key, split, batches, shuffled, drop_last); 1045 // 8, ⌈149 / 8⌉, ⌈300 / 8⌉.
+LOADERS = (("my_train_loader", "train", 130, True, True), ("my_val_loader", "validation", 19, False, False),
+           ("my_test_loader", "test", 38, False, False))
+
+
 def check_activity_2(MySpamDataset=..., my_train_dataset=..., my_val_dataset=..., first_inputs=..., first_labels=...,
-                     n_padding=..., *, paths, tokenizer):
+                     n_padding=..., my_test_dataset=..., my_train_loader=..., my_val_loader=..., my_test_loader=..., *,
+                     paths, tokenizer):
     """Activity 2 — implement the dataset and inspect the loaders.
 
     ``MySpamDataset`` is compared item by item with :class:`helpers.SpamDataset` on the split files
@@ -111,15 +117,19 @@ def check_activity_2(MySpamDataset=..., my_train_dataset=..., my_val_dataset=...
     the first batch of their training loader, and ``n_padding`` the padding tokens of its first message.
     """
     answers = dict(MySpamDataset=MySpamDataset, my_train_dataset=my_train_dataset, my_val_dataset=my_val_dataset,
-                   first_inputs=first_inputs, first_labels=first_labels, n_padding=n_padding)
+                   my_test_dataset=my_test_dataset, my_train_loader=my_train_loader, my_val_loader=my_val_loader,
+                   my_test_loader=my_test_loader, first_inputs=first_inputs, first_labels=first_labels,
+                   n_padding=n_padding)
     fb = Feedback("Activity 2: implement SpamDataset and inspect the loaders", caller_names(sys._getframe(1), answers))
     reference = SpamDataset(paths["train"], tokenizer)
     width = reference.max_length
     _check_dataset_class(fb, MySpamDataset, reference, paths, tokenizer)
 
     for key, split, expected_len in (("my_train_dataset", "train", len(reference)),
-                                     ("my_val_dataset", "validation", None)):
+                                     ("my_val_dataset", "validation", None), ("my_test_dataset", "test", None)):
         _check_student_dataset(fb, key, answers[key], split, expected_len, width, paths, tokenizer)
+    for key, split, batches, shuffled, dropped in LOADERS:
+        _check_loader(fb, key, answers[key], split, batches, shuffled, dropped)
 
     name_in, name_lab = fb.name("first_inputs"), fb.name("first_labels")
     if untouched(first_inputs):
@@ -199,7 +209,7 @@ def _check_dataset_class(fb, cls, reference, paths, tokenizer):
 
 def _untouched_dataset(ds):
     try:
-        return ds.__getitem__(0) is None and ds.__len__() is None
+        return ds.__getitem__(0) in (None, Ellipsis) and ds.__len__() in (None, Ellipsis)
     except Exception:
         return False
 
@@ -238,3 +248,35 @@ def _check_student_dataset(fb, key, ds, split, expected_len, width, paths, token
     else:
         fb.wrong(f"{name}'s items have {got} token ids, expected {width}")
 
+
+
+def _check_loader(fb, key, loader, split, batches, shuffled, dropped):
+    """A DataLoader with the lecture's batch size, shuffling and drop_last, so it has the lecture's batch count."""
+    name = fb.name(key)
+    if untouched(loader):
+        fb.skip(key)
+        return
+    if not isinstance(loader, torch.utils.data.DataLoader):
+        fb.wrong(f"{name} should be a DataLoader(dataset, batch_size=8, ...), got {type(loader).__name__}")
+        return
+    messages = call(fb, f"len({name}.dataset)", len, loader.dataset)
+    if messages is FAILED:
+        return
+    is_shuffled = isinstance(loader.sampler, torch.utils.data.RandomSampler)
+    if loader.batch_size != 8:
+        fb.wrong(f"{name} has batch_size={loader.batch_size}; the lecture's is 8 ({len(loader)} batches instead of "
+                 f"{batches})")
+    elif shuffled and not is_shuffled:
+        fb.wrong(f"{name} is not shuffled: pass shuffle=True, so each epoch sees the training messages in a new order")
+    elif not shuffled and is_shuffled:
+        fb.wrong(f"{name} is shuffled; {split} batches need no new order (shuffle=False): only training benefits")
+    elif loader.drop_last != dropped:
+        fb.wrong(f"{name} has drop_last={loader.drop_last}: " + (
+            f"the last, incomplete batch ({messages} = {messages // 8} × 8 + {messages % 8}) must be dropped "
+            "for training (drop_last=True), so every step sees 8 messages" if dropped else
+            f"every {split} message must be scored, so keep the last, smaller batch (drop_last=False)"))
+    elif len(loader) != batches:
+        fb.wrong(f"{name} has {len(loader)} batches, expected {batches}: is it built from the {split} dataset?")
+    else:
+        last = messages - (batches - 1) * 8
+        fb.ok(f"{name}: {batches} batches of 8" + ("" if dropped or last == 8 else f" (the last holds {last})"))

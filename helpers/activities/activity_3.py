@@ -242,20 +242,97 @@ def _check_loss(fb, fn, data_loader, model, device):
     fb.ok(f"{name} passes the probe and gives {real.item():.4f} on the real loader's first batch, like calc_loss_batch")
 
 
-def check_activity_3(my_calc_accuracy_loader, my_calc_loss_batch, data_loader, model, device, num_batches=3):
+def _loss_loader_candidates(model, loader, num_batches):
+    """The values the usual mistakes in calc_loss_loader give on the probe: ``{mistake: value}``."""
+    import torch.nn.functional as F
+
+    batches = list(loader)
+    n = len(batches) if num_batches is None else min(num_batches, len(batches))
+    with torch.no_grad():
+        losses = [F.cross_entropy(model(x)[:, -1, :], y).item() for x, y in batches]
+    sizes = [len(y) for _, y in batches]
+    return {
+        "right": sum(losses[:n]) / n,
+        "sum": sum(losses[:n]),
+        "all batches": sum(losses) / len(losses),
+        "by loader length": sum(losses[:n]) / len(batches),
+        "per message": sum(l * k for l, k in zip(losses[:n], sizes[:n])) / sum(sizes[:n]),
+        "one batch more": sum(losses[:n + 1]) / (n + 1),
+    }
+
+
+_LOSS_LOADER_HINTS = {
+    "sum": "adds the batch losses but never divides: return total_loss / num_batches",
+    "all batches": "ignores num_batches: stop after the first num_batches batches (if i < num_batches ... else: break)",
+    "by loader length": "divides by len(data_loader) even when num_batches is smaller: divide by the number of "
+                        "batches you added up",
+    "per message": "weights each batch by its size; the lecture averages the batch losses (total_loss / num_batches)",
+    "one batch more": "adds one batch too many (i <= num_batches?): use i < num_batches",
+}
+
+
+def _check_loss_loader(fb, fn, data_loader, model, device, num_batches):
+    from ..training import calc_loss_loader
+
+    key = "my_calc_loss_loader"
+    name = fb.name(key)
+    if untouched(fn) or (callable(fn) and is_untouched_function(fn)):
+        fb.skip(key)
+        return
+    if not callable(fn):
+        fb.wrong(f"{name} should be a function (def {name}(data_loader, model, device, num_batches=None): ...)")
+        return
+    probe_model, probe_loader = _probe()
+    for probe_batches in (None, 2):
+        label = f"{name} on the probe" + ("" if probe_batches is None else f" with num_batches={probe_batches}")
+        value = call(fb, label, fn, probe_loader, probe_model, "cpu", probe_batches)
+        if value is FAILED:
+            return
+        if value is None or number(value) is None:
+            fb.wrong(f"{label} returns {type(value).__name__}, not a number: is `return total_loss / num_batches` "
+                     "missing?")
+            return
+        value = number(value)
+        candidates = _loss_loader_candidates(probe_model, probe_loader, probe_batches)
+        if not math.isclose(value, candidates["right"], rel_tol=1e-5, abs_tol=1e-6):
+            mistake = next((m for m, v in candidates.items()
+                            if m != "right" and math.isclose(value, v, rel_tol=1e-5, abs_tol=1e-6)), None)
+            fb.wrong(f"{name} {_LOSS_LOADER_HINTS[mistake]}" if mistake else
+                     f"{label} gives {fmt(value)}, expected {candidates['right']:.4f}: the mean of "
+                     "calc_loss_batch over the first num_batches batches")
+            return
+    with torch.no_grad():
+        value = call(fb, f"{name} on the real loader", fn, data_loader, model, device, num_batches)
+        expected = calc_loss_loader(data_loader, model, device, num_batches=num_batches)
+    if value is FAILED:
+        return
+    if number(value) is None or not math.isclose(number(value), expected, rel_tol=1e-4, abs_tol=1e-5):
+        shown = fmt(number(value)) if number(value) is not None else type(value).__name__
+        fb.wrong(f"{name} gives {shown} on the real loader ({num_batches} batches), calc_loss_loader "
+                 f"{expected:.4f}: does it move the inputs to the device?")
+        return
+    fb.ok(f"{name} passes the probe (the mean of the batch losses, num_batches) and gives {number(value):.4f} on "
+          "the real loader, like calc_loss_loader")
+
+
+def check_activity_3(my_calc_accuracy_loader, my_calc_loss_batch, data_loader, model, device, num_batches=3,
+                     my_calc_loss_loader=...):
     """Activity 3 — implement the accuracy and loss functions.
 
     The functions first run on a probe: a small stand-in model whose predictions depend on the position
     read, over batches of unequal size, with and without ``num_batches``; the usual mistakes give other
     values there, and the hint names the one that matches. Then they run on ``data_loader`` with ``model``
-    (``num_batches`` batches) and must agree with ``calc_accuracy_loader`` and ``calc_loss_batch``.
+    (``num_batches`` batches) and must agree with ``calc_accuracy_loader``, ``calc_loss_batch`` and
+    ``calc_loss_loader``.
     """
-    answers = dict(my_calc_accuracy_loader=my_calc_accuracy_loader, my_calc_loss_batch=my_calc_loss_batch)
+    answers = dict(my_calc_accuracy_loader=my_calc_accuracy_loader, my_calc_loss_batch=my_calc_loss_batch,
+                   my_calc_loss_loader=my_calc_loss_loader)
     fb = Feedback("Activity 3: implement classification metrics", caller_names(sys._getframe(1), answers))
     # Every pass over a DataLoader draws from PyTorch's global generator; the check leaves it as it was,
     # so the notebook's later passes still see the book's batches.
     with torch.random.fork_rng(devices=[]):
         _check_accuracy(fb, my_calc_accuracy_loader, data_loader, model, device, num_batches)
         _check_loss(fb, my_calc_loss_batch, data_loader, model, device)
+        _check_loss_loader(fb, my_calc_loss_loader, data_loader, model, device, num_batches)
     return fb.report()
 

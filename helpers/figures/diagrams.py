@@ -125,3 +125,27 @@ def plot_training_loop(save_path=None):
          "after every epoch:\naccuracy on eval_iter\nbatches", FROZEN, fontsize=8)
     ax.set_title("One training step, four moves", fontsize=10)
     return _finish(fig, save_path)
+
+
+#: The book's three stages of building an LLM (chapter 1's map); this lecture is step 8.
+LLM_STAGES = (
+    ("Stage 1: building an LLM", ("1 data preparation & sampling", "2 attention mechanism", "3 LLM architecture")),
+    ("Stage 2: a foundation model", ("4 pretraining", "5 training loop", "6 model evaluation",
+                                     "7 load pretrained weights")),
+    ("Stage 3: fine-tuning", ("8 classification fine-tuning", "9 instruction fine-tuning")),
+)
+
+
+def plot_llm_stages(current="8 classification fine-tuning", save_path=None):
+    """The three stages of building an LLM, with this lecture's step (``current``) highlighted."""
+    fig, ax = plt.subplots(figsize=(10, 3.4))
+    _blank(ax, 10, 3.4)
+    for column, (title, steps) in enumerate(LLM_STAGES):
+        x = 1.7 + column * 3.3
+        ax.text(x, 3.15, title, ha="center", va="center", fontsize=10, weight="bold")
+        for row, step in enumerate(steps):
+            color = TRAINABLE if step == current else (NEW if column == 2 else FROZEN)
+            _box(ax, x, 2.55 - row * 0.62, 2.9, 0.46, step + ("  ← this lecture" if step == current else ""), color)
+        if column < 2:
+            _arrow(ax, (x + 1.5, 1.9), (x + 1.8, 1.9))
+    return _finish(fig, save_path)

@@ -184,3 +184,36 @@ def plot_strategies(table, save_path=None):
         ax.spines[["top", "right"]].set_visible(False)
     axes[0].invert_yaxis()
     return _finish(fig, save_path)
+
+
+def plot_transfer_learning(table, save_path=None):
+    """Pretrained against random weights, the same recipe (every layer trains): validation and test accuracy,
+    with the published test accuracy (another split) as a mark where the table has it.
+
+    ``table`` is notebook 7's comparison table; it needs the rows "all layers" and
+    "random weights, all layers (no pretraining)".
+    """
+    rows = {"pretrained GPT-2 (transfer learning)": "all layers",
+            "random weights (from scratch)": "random weights, all layers (no pretraining)"}
+    missing = [row for row in rows.values() if row not in table.index]
+    if missing:
+        raise ValueError(f"the table lacks the rows {missing}: run those strategies first")
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    names = list(rows)
+    positions = np.arange(len(names))
+    for offset, column, color in ((-0.2, "validation accuracy", HAM_COLOR), (0.2, "test accuracy", SPAM_COLOR)):
+        values = [table.loc[rows[name], column] * 100 for name in names]
+        bars = ax.bar(positions + offset, values, width=0.38, color=color, label=f"{column}, this run")
+        ax.bar_label(bars, fmt="{:.1f}", fontsize=8)
+    published = [c for c in table.columns if c.startswith("published test accuracy")]
+    if published:
+        values = [table.loc[rows[name], published[0]] * 100 for name in names]
+        ax.scatter(positions + 0.2, values, marker="_", s=900, color="black", zorder=3,
+                   label="published test accuracy (another split)")
+    ax.set_xticks(positions, names)
+    ax.set_ylim(0, 115)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title("The same recipe, with and without pretraining", fontsize=10)
+    ax.legend(loc="lower center", fontsize=7)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _finish(fig, save_path)
