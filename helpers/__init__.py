@@ -30,6 +30,7 @@ from .data import (
     download_sms_spam_dataset,
     encode_labels,
     get_spam_dataloaders,
+    load_labelled_csv,
     load_sms_spam,
     prepare_spam_splits,
     random_split,
@@ -64,6 +65,8 @@ from .weights import (
     set_seed,
     test_model_enabled,
 )
+from . import settings
+from .settings import BATCH_SIZE, MODEL_SIZE, NUM_EPOCHS
 from .storage.download import DownloadError
 from .storage.paths import PROJECT_ROOT, StorageError, data_dir, display_path, instructor_mode
 

@@ -1,6 +1,7 @@
 """Model surgery: a pretrained GPT-2 becomes a classifier (notebook 3's steps, in one place)."""
 import torch
 
+from . import settings
 from .gpt import GPTModel, count_parameters, get_model_config
 from .weights import download_and_load_gpt2, get_device
 
@@ -64,8 +65,11 @@ def classifier_parameter_counts(model_size="gpt2-small (124M)", num_classes=2) -
     return {"pretrained_total": pretrained_total, "classifier_total": total, "classifier_trainable": trainable}
 
 
-def build_spam_classifier(model_size="gpt2-small (124M)", device=None, num_classes=2) -> GPTModel:
-    """Pretrained GPT-2 (or the announced test model) with notebook 3's surgery applied, on ``device``."""
+def build_spam_classifier(model_size=settings.MODEL_SIZE, device=None, num_classes=None) -> GPTModel:
+    """Pretrained GPT-2 (or the announced test model) with notebook 3's surgery applied, on ``device``.
+
+    ``num_classes`` defaults to the data's classes (``settings.CLASS_NAMES``: 2 for ham and spam)."""
+    num_classes = len(settings.CLASS_NAMES) if num_classes is None else num_classes
     model = download_and_load_gpt2(model_size)
     prepare_for_classification(model, num_classes)
     return model.to(device or get_device())

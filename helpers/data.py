@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from . import settings
 from .storage.download import DownloadError, atomic_write_bytes, download_file, sha256_of
 from .storage.paths import ENV_SMS_ZIP, PROJECT_ROOT, data_dir, display_path
 from .tokenizer import check_max_length, check_tokenizer, get_gpt2_tokenizer
@@ -32,8 +33,8 @@ SMS_SPAM_MAX_BYTES = 4 << 20
 SHIPPED_ZIP = PROJECT_ROOT / "datasets" / ZIP_NAME
 SOURCE_NOTE = "SOURCE.txt"  # next to the extracted file: which copy it was extracted from
 
-LABEL_MAP = {"ham": 0, "spam": 1}
-CLASS_NAMES = ("ham", "spam")
+CLASS_NAMES = settings.CLASS_NAMES  # the labels in the data, in label order (helpers/settings.py)
+LABEL_MAP = {name: label for label, name in enumerate(CLASS_NAMES)}
 SPLIT_NAMES = ("train", "validation", "test")
 
 
@@ -265,14 +266,48 @@ def split_paths(data_folder=None) -> dict:
     return {name: folder / f"{name}.csv" for name in SPLIT_NAMES}
 
 
+def load_labelled_csv(path, class_names=None) -> pd.DataFrame:
+    """Your own data: a CSV with a ``text`` and a ``label`` column, as the lecture's ``Label`` (0 … n-1) and ``Text``.
+
+    Labels may be the class names (``class_names``, default ``settings.CLASS_NAMES``) or their ids 0 … n-1.
+    """
+    names = list(class_names or settings.CLASS_NAMES)
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"cannot read the dataset {path}: {exc}. Set DATASET_CSV in helpers/settings.py to a CSV "
+                           "file with a text and a label column.") from exc
+    missing = [column for column in ("text", "label") if column not in frame.columns]
+    if missing:
+        raise DatasetError(f"{path} has the columns {list(frame.columns)}, but needs {missing}: a text and a label "
+                           "column (docs/adapting.md)")
+    labels = frame["label"]
+    ids = {name: i for i, name in enumerate(names)}
+    if labels.map(lambda v: isinstance(v, str)).all():
+        unknown = sorted(set(labels) - set(names))
+        encoded = labels.map(ids)
+    else:
+        unknown = sorted(set(labels) - set(range(len(names))))
+        encoded = labels
+    if unknown:
+        raise DatasetError(f"{path} has labels {unknown[:5]} that are not among CLASS_NAMES {names} (or their ids "
+                           f"0 … {len(names) - 1}): set CLASS_NAMES in helpers/settings.py")
+    result = pd.DataFrame({"Label": encoded.astype(int), "Text": frame["text"].astype(str)})
+    check_frame(result)  # rows, and the two columns
+    return result
+
+
 def prepare_spam_splits(local_copy=None, data_folder=None) -> dict:
     """Run the whole data stage and write ``train.csv``, ``validation.csv`` and ``test.csv``.
 
     Deterministic: every run writes the same bytes, so notebooks can call it to rebuild what
     notebook 1 made. Returns ``{"train": path, "validation": path, "test": path}``.
     """
-    raw = load_sms_spam(download_sms_spam_dataset(local_copy, data_folder))
-    splits = random_split(encode_labels(create_balanced_dataset(raw)), 0.7, 0.1)
+    if settings.DATASET_CSV is not None:  # your own data (helpers/settings.py, docs/adapting.md)
+        splits = random_split(load_labelled_csv(settings.DATASET_CSV), 0.7, 0.1)
+    else:
+        raw = load_sms_spam(download_sms_spam_dataset(local_copy, data_folder))
+        splits = random_split(encode_labels(create_balanced_dataset(raw)), 0.7, 0.1)
     paths = split_paths(data_folder)
     for split, path in zip(splits, paths.values()):
         csv = split.to_csv(index=None).encode("utf-8")
@@ -353,7 +388,8 @@ class SpamDataset(Dataset):
         return len(self.data)
 
 
-def create_dataloaders(train_dataset, val_dataset, test_dataset, batch_size=8, seed=123, num_workers=0):
+def create_dataloaders(train_dataset, val_dataset, test_dataset, batch_size=settings.BATCH_SIZE, seed=settings.SEED,
+                       num_workers=0):
     """The book's loaders: train shuffled and ``drop_last``; validation and test in order.
 
     Like the book, the training loader has no random generator of its own: every new pass over it
@@ -371,7 +407,7 @@ def create_dataloaders(train_dataset, val_dataset, test_dataset, batch_size=8, s
     return train_loader, val_loader, test_loader
 
 
-def get_spam_dataloaders(tokenizer=None, batch_size=8, seed=123, data_folder=None):
+def get_spam_dataloaders(tokenizer=None, batch_size=settings.BATCH_SIZE, seed=settings.SEED, data_folder=None):
     """Everything notebooks 1–2 build, in one call: ``(train_loader, val_loader, test_loader)``.
 
     Val and test reuse the training set's ``max_length`` (120), as on the slides.

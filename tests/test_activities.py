@@ -259,8 +259,8 @@ def loaders_of(ns):
     ("my_test_loader", lambda ds: DataLoader(ds["test"], batch_size=8, shuffle=True), "test batches need no new order"),
     ("my_val_loader", lambda ds: DataLoader(ds["validation"], batch_size=16), "batch_size=16; the lecture's is 8 "
      "(10 batches instead of 19)"),
-    ("my_test_loader", lambda ds: DataLoader(ds["validation"], batch_size=8), "has 19 batches, expected 38: is it "
-     "built from the test dataset?"),
+    ("my_test_loader", lambda ds: DataLoader(ds["validation"], batch_size=8), "has 19 batches of 149 messages, "
+     "expected 38 of 300: is it built from the test dataset?"),
     ("my_val_loader", lambda ds: ds["validation"], "should be a DataLoader(dataset, batch_size=8, ...), got"),
 ])
 def test_activity_2_wrong_loaders_get_specific_hints(paths, tokenizer, capsys, key, loader, hint):

@@ -52,14 +52,15 @@ def test_notebooks_import_everything_from_helpers_directly():
 # --------------------------------------------------------------------------- the package's layers
 CORE = {"data", "tokenizer", "gpt", "weights", "classifier", "training", "metrics", "inference"}
 #: What each layer may import from helpers: the lecture core sits on storage; every extra on the core.
-ALLOWED = {
+ALLOWED = {  # settings (plain values) sit at the bottom, beside storage: every layer reads them
+    "settings": {"settings"},
     "storage": {"storage"},
-    "core": {"core", "storage"},
-    "fast": {"core", "storage", "fast"},
-    "figures": {"core", "storage", "figures"},
-    "beyond": {"core", "storage", "beyond"},
-    "activities": {"core", "storage", "activities"},
-    "classroom": {"core", "storage", "fast", "figures", "classroom"},
+    "core": {"core", "storage", "settings"},
+    "fast": {"core", "storage", "settings", "fast"},
+    "figures": {"core", "storage", "settings", "figures"},
+    "beyond": {"core", "storage", "settings", "beyond"},
+    "activities": {"core", "storage", "settings", "activities"},
+    "classroom": {"core", "storage", "settings", "fast", "figures", "classroom"},
 }
 
 
@@ -134,3 +135,34 @@ def test_the_notebooks_run_of_this_session_is_kept_with_its_outputs(request, exe
     stored = [cell for cell in nbformat.read(PROJECT_ROOT / "notebooks" / "01_dataset.ipynb", as_version=4).cells
               if cell.cell_type == "code"]
     assert sum(bool(cell.outputs) for cell in code) > sum(bool(cell.outputs) for cell in stored)
+
+
+def test_the_notebook_checker_reports_stray_outputs_and_passes_clean_notebooks(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    tool = PROJECT_ROOT / "tools" / "check_notebooks.py"
+    clean = subprocess.run([sys.executable, str(tool), str(PROJECT_ROOT / "notebooks")], capture_output=True, text=True)
+    assert clean.returncode == 0 and clean.stdout == "", clean.stdout
+    notebook = json.loads((PROJECT_ROOT / "notebooks" / "02_dataloaders.ipynb").read_text())
+    cell = next(c for c in notebook["cells"] if c["cell_type"] == "code" and "nbval-check-output" not in
+                c["metadata"].get("tags", []))
+    cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["left over\n"]}]
+    cell["execution_count"] = 3
+    (tmp_path / "02_dataloaders.ipynb").write_text(json.dumps(notebook))
+    dirty = subprocess.run([sys.executable, str(tool), str(tmp_path)], capture_output=True, text=True)
+    assert dirty.returncode == 1 and "keeps 1 output(s) but is not tagged nbval-check-output" in dirty.stdout
+    assert "keeps execution count 3" in dirty.stdout
+
+
+def test_the_docs_name_only_files_that_exist():
+    import re
+
+    for doc in ("README.md", "CONTRIBUTING.md", "docs/teaching.md", "docs/adapting.md", "benchmarks/README.md"):
+        text = (PROJECT_ROOT / doc).read_text()
+        assert "../shared" not in text, doc
+        for name in re.findall(r"`((?:docs|tools|benchmarks|notebooks|helpers|tests|datasets)/[\w./-]+)`", text):
+            if "*" in name or "NN" in name or "<" in name:
+                continue
+            assert (PROJECT_ROOT / name.rstrip("/")).exists(), f"{doc} names {name}, which does not exist"

@@ -4,6 +4,7 @@ import sys
 import pandas as pd
 import torch
 
+from .. import settings
 from ..data import SpamDataset
 from .feedback import FAILED, Feedback, as_number, call, caller_names, fmt, untouched
 
@@ -100,9 +101,10 @@ def _compare_dataset(fb, cls_name, my_ds, ref, split, args_text):
     return True
 
 
-#: The lecture's loaders: (key, split, batches, shuffled, drop_last); 1045 // 8, ⌈149 / 8⌉, ⌈300 / 8⌉.
-LOADERS = (("my_train_loader", "train", 130, True, True), ("my_val_loader", "validation", 19, False, False),
-           ("my_test_loader", "test", 38, False, False))
+#: The lecture's loaders: (key, split, shuffled, drop_last). With its batch size (settings.BATCH_SIZE, 8) they
+#: have 1045 // 8 = 130, ⌈149 / 8⌉ = 19 and ⌈300 / 8⌉ = 38 batches.
+LOADERS = (("my_train_loader", "train", True, True), ("my_val_loader", "validation", False, False),
+           ("my_test_loader", "test", False, False))
 
 
 def check_activity_2(MySpamDataset=..., my_train_dataset=..., my_val_dataset=..., first_inputs=..., first_labels=...,
@@ -128,8 +130,9 @@ def check_activity_2(MySpamDataset=..., my_train_dataset=..., my_val_dataset=...
     for key, split, expected_len in (("my_train_dataset", "train", len(reference)),
                                      ("my_val_dataset", "validation", None), ("my_test_dataset", "test", None)):
         _check_student_dataset(fb, key, answers[key], split, expected_len, width, paths, tokenizer)
-    for key, split, batches, shuffled, dropped in LOADERS:
-        _check_loader(fb, key, answers[key], split, batches, shuffled, dropped)
+    for key, split, shuffled, dropped in LOADERS:
+        expected = len(reference) if split == "train" else len(pd.read_csv(paths[split]))
+        _check_loader(fb, key, answers[key], split, shuffled, dropped, expected)
 
     name_in, name_lab = fb.name("first_inputs"), fb.name("first_labels")
     if untouched(first_inputs):
@@ -139,17 +142,18 @@ def check_activity_2(MySpamDataset=..., my_train_dataset=..., my_val_dataset=...
                  f"got {type(first_inputs).__name__}")
     elif first_inputs.dim() != 2 or first_inputs.shape[1] != width:
         fb.wrong(f"{name_in} has shape {list(first_inputs.shape)}, expected [batch size, {width}]: "
-                 f"8 messages of {width} token ids")
-    elif first_inputs.shape[0] != 8:
-        fb.wrong(f"{name_in} holds {first_inputs.shape[0]} messages; the lecture's loaders use batch_size=8")
+                 f"{settings.BATCH_SIZE} messages of {width} token ids")
+    elif first_inputs.shape[0] != settings.BATCH_SIZE:
+        fb.wrong(f"{name_in} holds {first_inputs.shape[0]} messages; the lecture's loaders use "
+                 f"batch_size={settings.BATCH_SIZE}")
     elif first_inputs.dtype != torch.long:
         fb.wrong(f"token ids should be integers (torch.long), got {first_inputs.dtype}")
     else:
-        fb.ok(f"{name_in} has shape {list(first_inputs.shape)}: 8 messages of {width} token ids")
+        fb.ok(f"{name_in} has shape {list(first_inputs.shape)}: {settings.BATCH_SIZE} messages of {width} token ids")
     if untouched(first_labels):
         fb.skip("first_labels")
     elif not isinstance(first_labels, torch.Tensor) or first_labels.dim() != 1:
-        fb.wrong(f"{name_lab} should be a 1-D tensor, one label per message (shape [8])")
+        fb.wrong(f"{name_lab} should be a 1-D tensor, one label per message (shape [{settings.BATCH_SIZE}])")
     elif isinstance(first_inputs, torch.Tensor) and first_inputs.dim() == 2 and len(first_labels) != len(first_inputs):
         fb.wrong(f"{name_lab} has {len(first_labels)} labels for {len(first_inputs)} messages; take both from the same batch")
     elif not set(first_labels.tolist()) <= {0, 1}:
@@ -250,33 +254,37 @@ def _check_student_dataset(fb, key, ds, split, expected_len, width, paths, token
 
 
 
-def _check_loader(fb, key, loader, split, batches, shuffled, dropped):
+def _check_loader(fb, key, loader, split, shuffled, dropped, expected_messages):
     """A DataLoader with the lecture's batch size, shuffling and drop_last, so it has the lecture's batch count."""
     name = fb.name(key)
     if untouched(loader):
         fb.skip(key)
         return
     if not isinstance(loader, torch.utils.data.DataLoader):
-        fb.wrong(f"{name} should be a DataLoader(dataset, batch_size=8, ...), got {type(loader).__name__}")
+        fb.wrong(f"{name} should be a DataLoader(dataset, batch_size={settings.BATCH_SIZE}, ...), got "
+                 f"{type(loader).__name__}")
         return
     messages = call(fb, f"len({name}.dataset)", len, loader.dataset)
     if messages is FAILED:
         return
+    size = settings.BATCH_SIZE
+    batches = expected_messages // size if dropped else -(-expected_messages // size)
     is_shuffled = isinstance(loader.sampler, torch.utils.data.RandomSampler)
-    if loader.batch_size != 8:
-        fb.wrong(f"{name} has batch_size={loader.batch_size}; the lecture's is 8 ({len(loader)} batches instead of "
-                 f"{batches})")
+    if loader.batch_size != size:
+        fb.wrong(f"{name} has batch_size={loader.batch_size}; the lecture's is {size} ({len(loader)} batches instead "
+                 f"of {batches})")
     elif shuffled and not is_shuffled:
         fb.wrong(f"{name} is not shuffled: pass shuffle=True, so each epoch sees the training messages in a new order")
     elif not shuffled and is_shuffled:
         fb.wrong(f"{name} is shuffled; {split} batches need no new order (shuffle=False): only training benefits")
     elif loader.drop_last != dropped:
         fb.wrong(f"{name} has drop_last={loader.drop_last}: " + (
-            f"the last, incomplete batch ({messages} = {messages // 8} × 8 + {messages % 8}) must be dropped "
-            "for training (drop_last=True), so every step sees 8 messages" if dropped else
+            f"the last, incomplete batch ({messages} = {messages // size} × {size} + {messages % size}) must be "
+            f"dropped for training (drop_last=True), so every step sees {size} messages" if dropped else
             f"every {split} message must be scored, so keep the last, smaller batch (drop_last=False)"))
-    elif len(loader) != batches:
-        fb.wrong(f"{name} has {len(loader)} batches, expected {batches}: is it built from the {split} dataset?")
+    elif messages != expected_messages or len(loader) != batches:
+        fb.wrong(f"{name} has {len(loader)} batches of {messages} messages, expected {batches} of "
+                 f"{expected_messages}: is it built from the {split} dataset?")
     else:
-        last = messages - (batches - 1) * 8
-        fb.ok(f"{name}: {batches} batches of 8" + ("" if dropped or last == 8 else f" (the last holds {last})"))
+        last = messages - (batches - 1) * size
+        fb.ok(f"{name}: {batches} batches of {size}" + ("" if dropped or last == size else f" (the last holds {last})"))

@@ -12,6 +12,7 @@ import time
 
 import torch
 
+from .. import settings
 from ..classifier import build_spam_classifier
 from ..data import SpamDataset, create_dataloaders, get_spam_dataloaders, prepare_spam_splits
 from ..training import calc_accuracy_loader, calc_loss_batch, train_classifier_simple
@@ -55,11 +56,11 @@ def _whole_model(model):
     return model
 
 
-def exercise_setup(number, tokenizer, model_size="gpt2-small (124M)", device="cpu"):
+def exercise_setup(number, tokenizer, model_size=None, device="cpu"):
     """``(model, loaders)`` for exercise ``number`` ("6.1", "6.2" or "6.3"), before training."""
     if number not in BOOK_EXERCISES:
         raise ValueError(f"the book's chapter 6 has exercises {list(BOOK_EXERCISES)}, not {number!r}")
-    model = build_spam_classifier(model_size, device)
+    model = build_spam_classifier(model_size or settings.MODEL_SIZE, device)
     if number == "6.1":
         context = model.cfg["context_length"]  # 1024 for GPT-2; every message padded that far
         paths = prepare_spam_splits()
@@ -69,14 +70,16 @@ def exercise_setup(number, tokenizer, model_size="gpt2-small (124M)", device="cp
     return (_whole_model(model) if number == "6.2" else ReadsFirstToken(model)), loaders
 
 
-def estimate_seconds(model, loaders, num_epochs=5, eval_freq=50, eval_iter=5, steps=2):
+def estimate_seconds(model, loaders, num_epochs=None, eval_freq=None, eval_iter=None, steps=2):
     """The whole run's time on this machine, projected from ``steps`` timed training steps (on a copy) and one
     evaluation batch. PyTorch's random generator is left as it was, so the run sees the lecture's batches."""
     train_loader, val_loader, test_loader = loaders
+    num_epochs, eval_freq = num_epochs or settings.NUM_EPOCHS, eval_freq or settings.EVAL_FREQ
+    eval_iter = eval_iter or settings.EVAL_ITER
     state = torch.get_rng_state()
     try:
         trial = copy.deepcopy(model)
-        optimizer = torch.optim.AdamW([p for p in trial.parameters() if p.requires_grad], lr=5e-5)
+        optimizer = torch.optim.AdamW([p for p in trial.parameters() if p.requires_grad], lr=settings.LEARNING_RATE)
         device = next(trial.parameters()).device
         batches = iter(train_loader)
         step_times = []
@@ -102,14 +105,14 @@ def estimate_seconds(model, loaders, num_epochs=5, eval_freq=50, eval_iter=5, st
     return min(step_times[1:]) * total_steps + eval_batch * eval_batches
 
 
-def run_exercise(number, tokenizer, model_size="gpt2-small (124M)", device="cpu", num_epochs=5, max_minutes=30,
-                 run_long=False):
+def run_exercise(number, tokenizer, model_size=None, device="cpu", num_epochs=None, max_minutes=30, run_long=False):
     """Train exercise ``number``'s variant as the lecture trains, and return its row for :func:`exercise_table`.
 
     It first says how long the run will take here. A run longer than ``max_minutes`` is skipped unless
     ``run_long=True`` (the row then has the book's number and no accuracy of yours).
     """
     title, book = BOOK_EXERCISES[number]
+    num_epochs = num_epochs or settings.NUM_EPOCHS
     model, loaders = exercise_setup(number, tokenizer, model_size, device)
     seconds = estimate_seconds(model, loaders, num_epochs)
     steps = num_epochs * len(loaders[0])
@@ -121,10 +124,10 @@ def run_exercise(number, tokenizer, model_size="gpt2-small (124M)", device="cpu"
               f"(or run it on a GPU). The book reports {book:.2%}.")
         return row | {"your test accuracy": None, "training time (s)": None}
     torch.manual_seed(123)  # as the lecture seeds before training: the same batches
-    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.LEARNING_RATE, weight_decay=settings.WEIGHT_DECAY)
     start = time.time()
     train_classifier_simple(model, loaders[0], loaders[1], optimizer, device, num_epochs=num_epochs,
-                            eval_freq=50, eval_iter=5)
+                            eval_freq=settings.EVAL_FREQ, eval_iter=settings.EVAL_ITER)
     row["training time (s)"] = time.time() - start
     row["your test accuracy"] = calc_accuracy_loader(loaders[2], model, device)
     return row

@@ -12,6 +12,7 @@ import time
 
 import torch
 
+from .. import settings
 from ..classifier import build_spam_classifier, unfreeze_top
 from ..gpt import count_parameters
 from ..training import calc_accuracy_loader, train_classifier_simple
@@ -109,12 +110,14 @@ class _StageLog(io.TextIOBase):
         self.out.flush()
 
 
-def run_strategy(name, loaders, model_size="gpt2-small (124M)", device="cpu", num_epochs=5,
-                 lr=5e-5, weight_decay=0.1):
+def run_strategy(name, loaders, model_size=None, device="cpu", num_epochs=None, lr=None, weight_decay=None):
     """Train one strategy from the pretrained model; returns a row of the comparison table."""
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; choose one of {list(STRATEGIES)}")
     train_loader, val_loader, test_loader = loaders
+    model_size, num_epochs = model_size or settings.MODEL_SIZE, num_epochs or settings.NUM_EPOCHS
+    lr = settings.LEARNING_RATE if lr is None else lr
+    weight_decay = settings.WEIGHT_DECAY if weight_decay is None else weight_decay
     model = build_spam_classifier(model_size, device)
     start = time.time()
     if STRATEGIES[name] is not None:
@@ -122,7 +125,7 @@ def run_strategy(name, loaders, model_size="gpt2-small (124M)", device="cpu", nu
         torch.manual_seed(123)  # after the strategy (LoRA and random weights draw from it): every one sees the same batches
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
         train_classifier_simple(model, train_loader, val_loader, optimizer, device, num_epochs=num_epochs,
-                                eval_freq=50, eval_iter=5)
+                                eval_freq=settings.EVAL_FREQ, eval_iter=settings.EVAL_ITER)
         trainable = count_parameters(model)[0]
     else:  # gradual unfreezing: one optimizer; newly unfrozen weights get their AdamW state when first updated
         torch.manual_seed(123)
@@ -135,7 +138,7 @@ def run_strategy(name, loaders, model_size="gpt2-small (124M)", device="cpu", nu
                   + (f" and the top {epoch} block(s)" if epoch else "") + " train")
             with contextlib.redirect_stdout(_StageLog(sys.stdout, epoch + 1, num_epochs, epoch * len(train_loader))):
                 train_classifier_simple(model, train_loader, val_loader, optimizer, device, num_epochs=1,
-                                        eval_freq=50, eval_iter=5)
+                                        eval_freq=settings.EVAL_FREQ, eval_iter=settings.EVAL_ITER)
     seconds = time.time() - start
     model.eval()
     return {"strategy": name, "trainable parameters": trainable, "training time (s)": seconds,

@@ -7,6 +7,7 @@ float rounding on other hardware (the book ran on Apple's MPS).
 """
 import torch
 
+from .. import settings
 from ..weights import test_model_enabled
 from .pipeline import DEFAULT_MODEL, LECTURE_SETTINGS
 
@@ -58,16 +59,22 @@ def _comparable(model_size, trained=None) -> bool:
     ``trained``: the recipe of a loaded classifier (its provenance says how it was trained)."""
     if trained is not None:
         training = trained["training"]
-        settings = {k: training["settings"].get(k) for k in LECTURE_SETTINGS}
+        used = {k: training["settings"].get(k) for k in LECTURE_SETTINGS}
         if training["engine"] not in ("lecture", "exact") or trained["pooling"] != "last":
             print(f"The book's numbers are for the lecture's model; this classifier was trained by "
                   f"{training['engine']!r} and reads {trained['pooling']!r}, so they are not comparable.")
             return False
-        if training["steps_done"] != training["steps_planned"] or settings != LECTURE_SETTINGS:
+        if training["steps_done"] != training["steps_planned"] or used != LECTURE_SETTINGS:
             print(f"The book's numbers are for the lecture's full training {LECTURE_SETTINGS}; this classifier "
-                  f"was trained {training['steps_done']} of {training['steps_planned']} steps with {settings}, "
+                  f"was trained {training['steps_done']} of {training['steps_planned']} steps with {used}, "
                   "so they are not comparable.")
             return False
+    changed = settings.differences_from_the_book()
+    if changed:
+        shown = ", ".join(f"{name} = {yours!r} (the book: {book!r})" for name, (yours, book) in changed.items())
+        print(f"The book's numbers are for its own settings; helpers/settings.py sets {shown}, so they are not "
+              "comparable.")
+        return False
     if test_model_enabled():
         print("The book's numbers come from OpenAI's GPT-2 small weights. This run uses the tiny random TEST "
               "MODEL, so a side-by-side comparison would mean nothing: run with the real weights to compare.")

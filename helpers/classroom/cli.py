@@ -22,7 +22,7 @@ from ..tokenizer import get_gpt2_tokenizer
 from ..storage.paths import display_path
 from ..weights import print_test_model_banner
 from .checkpoint import CheckpointError, default_checkpoint_dir, describe, load_classifier
-from .pipeline import active_model_name, find_trained_classifier, usable_problem
+from .pipeline import DEFAULT_MODEL, active_model_name, find_trained_classifier, usable_problem
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 # Everything str.splitlines() treats as a line break, plus tab (the field separator) and backslash
@@ -131,7 +131,8 @@ def main(argv=None) -> int:
                                   description="Fetch or copy and verify the dataset and GPT-2 weights, write the "
                                               "splits, cache the frozen trunk, train, measure, and time every "
                                               "notebook in instructor mode. Running it again skips what is done.")
-    prepare.add_argument("--size", default="gpt2-small (124M)", help='GPT-2 size (default "gpt2-small (124M)")')
+    prepare.add_argument("--size", default=DEFAULT_MODEL, help=f'GPT-2 size (default "{DEFAULT_MODEL}", from '
+                                                               "helpers/settings.py)")
     prepare.add_argument("--from", dest="source", help="a folder (e.g. a USB stick) holding sms_spam_collection.zip "
                                                        "and gpt2/model.safetensors, to copy instead of downloading")
     prepare.add_argument("--no-timing", action="store_true", help="skip running the notebooks to time them")

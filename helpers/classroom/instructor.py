@@ -124,8 +124,11 @@ def load_prepared_run(name, model_size=DEFAULT_MODEL, device="cpu", quiet=False)
     return model, recipe
 
 
-def replay_prepared_run(name, model, model_size=DEFAULT_MODEL):
-    """Print the prepared run's log, load its trained weights into ``model``; returns its five tracking lists."""
+def replay_prepared_run(name, model, model_size=None):
+    """Print the prepared run's log, load its trained weights into ``model``; returns its five tracking lists.
+
+    The run is the one prepared for ``model``'s GPT-2 size (or ``model_size``)."""
+    model_size = model_size or getattr(plain_model(model), "model_size", None) or DEFAULT_MODEL
     record = read_prepared(name, model_size)
     print(f"▶ Instructor mode: replaying the {name!r} run prepared on {record['date']} "
           f"({record['seconds']:.0f} s then). Set {ENV_INSTRUCTOR}=0 to train live.\n")

@@ -3,6 +3,7 @@ import time
 
 import torch
 
+from .. import settings
 from ..classifier import build_spam_classifier
 from ..data import CLASS_NAMES, get_spam_dataloaders
 from ..fast.engine import CachedTop, TrunkCache, plain_model, train_classifier_fast, trunk_cache_dir
@@ -21,9 +22,9 @@ from .checkpoint import (
     training_record,
 )
 
-DEFAULT_MODEL = "gpt2-small (124M)"
-#: The lecture's hyperparameters (eval_iter=5 reproduces the slides' accuracy table: 40 messages).
-LECTURE_SETTINGS = {"num_epochs": 5, "lr": 5e-5, "weight_decay": 0.1, "eval_freq": 50, "eval_iter": 5}
+DEFAULT_MODEL = settings.MODEL_SIZE
+#: The lecture's hyperparameters, from helpers/settings.py (eval_iter=5 reproduces the slides' accuracy table).
+LECTURE_SETTINGS = settings.lecture_settings()
 
 
 def active_model_name(model_size=DEFAULT_MODEL) -> str:

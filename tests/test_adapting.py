@@ -1,0 +1,118 @@
+"""The workbook adapted as docs/adapting.md describes: other classes, another batch size, other settings."""
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from helpers import (
+    SpamDataset,
+    calc_accuracy_loader,
+    check_activity_2,
+    compare_with_book,
+    confusion_matrix,
+    create_dataloaders,
+    load_classifier,
+    precision_recall_f1,
+    predict_loader,
+    prepare_for_classification,
+    random_split,
+    save_classifier,
+    settings,
+    train_classifier_simple,
+    training_record,
+)
+from helpers.storage.paths import PROJECT_ROOT
+
+NAMES = ("ham", "spam", "phishing")
+WORDS = {0: "see you at dinner tonight ok", 1: "WIN a free prize call now", 2: "your bank account is locked log in"}
+
+
+def three_class_frame(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, n)
+    texts = [f"{WORDS[label]} {i}" for i, label in enumerate(labels)]
+    return pd.DataFrame({"Label": labels, "Text": texts})
+
+
+def test_a_three_class_csv_goes_through_the_whole_pipeline(tmp_path, tiny_gpt, tokenizer):
+    """Splits, loaders, a little training, saving, loading, notebook 5's metrics, and the CLI's class names."""
+    paths = {}
+    for name, part in zip(("train", "validation", "test"), random_split(three_class_frame(), 0.7, 0.1)):
+        paths[name] = tmp_path / f"{name}.csv"
+        part.to_csv(paths[name], index=None)
+    train = SpamDataset(paths["train"], tokenizer)
+    val, test = (SpamDataset(paths[n], tokenizer, max_length=train.max_length) for n in ("validation", "test"))
+    loaders = create_dataloaders(train, val, test, batch_size=4)
+    model = prepare_for_classification(tiny_gpt(), num_classes=3)
+    torch.manual_seed(123)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    train_classifier_simple(model, loaders[0], loaders[1], optimizer, "cpu", num_epochs=2, eval_freq=5, eval_iter=1)
+    folder = save_classifier(model, tmp_path / "three", max_length=train.max_length, class_names=NAMES,
+                             training=training_record(model, optimizer, loaders[0], 2, 5, 1))
+    loaded, recipe = load_classifier(folder)
+    assert recipe["class_names"] == list(NAMES) and recipe["training"]["steps_done"] == 2 * len(loaders[0])
+    labels, predictions, probabilities = predict_loader(loaders[2], loaded, "cpu")
+    matrix = confusion_matrix(labels, predictions, num_classes=len(recipe["class_names"]))
+    assert matrix.shape == (3, 3) and matrix.sum() == len(test) and probabilities.shape == (len(test), 3)
+    assert calc_accuracy_loader(loaders[2], loaded, "cpu") == pytest.approx(matrix.diag().sum().item() / len(test))
+    assert all(0 <= value <= 1 for value in precision_recall_f1(matrix, positive=2))
+    with pytest.raises(ValueError, match="num_classes=3"):
+        confusion_matrix(labels, torch.full_like(labels, 2), num_classes=2)
+    result = subprocess.run([sys.executable, "-m", "helpers", "classify", "--checkpoint", str(folder),
+                             *WORDS.values()], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    printed = [line.split("\t")[0] for line in result.stdout.splitlines()]
+    assert len(printed) == 3 and set(printed) <= set(NAMES) and "classes ham/spam/phishing" in result.stderr
+
+
+def test_batch_size_4_goes_through_the_activities_checker(monkeypatch, split_dir, tokenizer, capsys):
+    monkeypatch.setattr(settings, "BATCH_SIZE", 4)
+    paths = {name: split_dir / f"{name}.csv" for name in ("train", "validation", "test")}
+    ns = {"paths": paths, "tokenizer": tokenizer}
+    exec((PROJECT_ROOT / "notebooks" / "solutions" / "activity_2.py").read_text().replace("batch_size=8",
+                                                                                             "batch_size=4"), ns)
+    keys = ("my_train_dataset", "my_val_dataset", "first_inputs", "first_labels", "n_padding")
+    loaders = {k: ns[k] for k in ("my_test_dataset", "my_train_loader", "my_val_loader", "my_test_loader")}
+    assert check_activity_2(ns["MySpamDataset"], *(ns[k] for k in keys), **loaders, paths=paths,
+                            tokenizer=tokenizer) is True, capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "my_train_loader: 261 batches of 4" in out and "my_val_loader: 38 batches of 4 (the last holds 1)" in out
+    assert "my_test_loader: 75 batches of 4" in out
+    ns["my_train_loader"] = torch.utils.data.DataLoader(ns["my_train_dataset"], batch_size=8, shuffle=True,
+                                                        drop_last=True)  # the book's 8, no longer the setting
+    assert check_activity_2(ns["MySpamDataset"], *(ns[k] for k in keys), **(loaders | {"my_train_loader":
+                            ns["my_train_loader"]}), paths=paths, tokenizer=tokenizer) is False
+    assert "batch_size=8; the lecture's is 4" in capsys.readouterr().out
+
+
+def test_the_books_numbers_are_not_set_beside_other_settings(monkeypatch, capsys):
+    monkeypatch.setenv("WORKBOOK_TEST_MODEL", "0")
+    assert compare_with_book("initial", train_accuracy=0.5) is not None  # the book's own settings
+    monkeypatch.setattr(settings, "NUM_EPOCHS", 2)
+    monkeypatch.setattr(settings, "CLASS_NAMES", NAMES)
+    assert compare_with_book("final", test_accuracy=0.9) is None
+    out = capsys.readouterr().out
+    assert "CLASS_NAMES = ('ham', 'spam', 'phishing') (the book: ('ham', 'spam'))" in out and "NUM_EPOCHS = 2" in out
+
+
+def test_your_own_csv_becomes_the_notebooks_data_with_one_setting(monkeypatch, tmp_path, tokenizer):
+    frame = three_class_frame(n=80)
+    frame = pd.DataFrame({"text": frame["Text"], "label": [NAMES[i] for i in frame["Label"]]})
+    frame.to_csv(tmp_path / "mine.csv", index=None)
+    monkeypatch.setattr(settings, "DATASET_CSV", tmp_path / "mine.csv")
+    monkeypatch.setattr(settings, "CLASS_NAMES", NAMES)
+    monkeypatch.setenv("WORKBOOK_TEST_MODEL", "1")
+    from helpers import build_spam_classifier, get_spam_dataloaders
+
+    loaders = get_spam_dataloaders(tokenizer, data_folder=tmp_path)
+    assert [len(loader.dataset) for loader in loaders] == [56, 8, 16]
+    assert set(torch.cat([y for _, y in loaders[2]]).tolist()) <= {0, 1, 2}
+    assert build_spam_classifier(device="cpu").out_head.out_features == 3
+    frame.drop(columns="label").to_csv(tmp_path / "mine.csv", index=None)
+    from helpers import DatasetError
+
+    with pytest.raises(DatasetError, match="needs \\['label'\\]"):
+        get_spam_dataloaders(tokenizer, data_folder=tmp_path)
