@@ -70,6 +70,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from helpers import settings  # noqa: E402
 from helpers import (  # noqa: E402
     END_OF_TEXT_ID,
     CachedTop,
@@ -84,7 +85,7 @@ from helpers import (  # noqa: E402
 from helpers.classroom.performance import project_training_seconds, seconds_per_eval_batch  # noqa: E402
 from helpers.fast.precision import autocast  # noqa: E402
 
-EPOCHS, EVAL_ITER = 5, 5
+EPOCHS, EVAL_ITER = settings.NUM_EPOCHS, settings.EVAL_ITER
 FAST_STEPS = 5  # a fast mode times this many times as many steps per round as the lecture loop
 TRUNK_ROUNDS = 8  # the trunk passes are measured in this many rounds, modes taking turns
 TRUNK_ROUND_STEPS = 2  # lecture-loop steps timed in each round of the trunk passes (see measure)
@@ -143,7 +144,7 @@ def timed_steps(steps):
 
 def optimizer_for(model, implementation):
     options = {"fused": True} if implementation == "fused" else {}
-    return torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.1, **options)
+    return torch.optim.AdamW(model.parameters(), lr=settings.LEARNING_RATE, weight_decay=settings.WEIGHT_DECAY, **options)
 
 
 HF = "Hugging Face"  # the peer's row: transformers' GPT2ForSequenceClassification
@@ -391,7 +392,7 @@ def main():
     rounds, per_round = timed_steps(args.steps)
     lecture_steps = rounds * per_round
     torch.manual_seed(123)
-    base = prepare_for_classification(GPTModel(get_model_config("gpt2-small (124M)")))
+    base = prepare_for_classification(GPTModel(get_model_config(settings.MODEL_SIZE)))
     train_loader, val_loader, _ = fresh_loaders()
     read_by_the_loop = torch.unique(torch.stack(
         [train_loader.dataset[i][0] for i in range(len(train_loader.dataset))]

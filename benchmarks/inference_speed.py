@@ -38,6 +38,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from helpers import settings  # noqa: E402
 from helpers import (  # noqa: E402
     GPTModel,
     bf16_native,
@@ -54,14 +55,17 @@ PADDED_TURN = 32  # padded reading: messages per turn within a chunk (4 batches 
 
 
 def build_models():
-    """Hugging Face's classifier with random GPT-2-small weights, and the workbook's with the same ones."""
+    """Hugging Face's classifier with random weights of settings.MODEL_SIZE's architecture (GPT-2 small), and
+    the workbook's with the same ones."""
     from transformers import GPT2Config, GPT2ForSequenceClassification
 
     torch.manual_seed(123)
-    config = GPT2Config(n_positions=1024, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, num_labels=2,
+    cfg = get_model_config(settings.MODEL_SIZE)
+    config = GPT2Config(n_positions=cfg["context_length"], n_embd=cfg["emb_dim"], n_layer=cfg["n_layers"],
+                        n_head=cfg["n_heads"], resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, num_labels=2,
                         pad_token_id=50256)
     hf = GPT2ForSequenceClassification(config).eval()
-    ours = load_weights_into_gpt(GPTModel(get_model_config("gpt2-small (124M)")), hf.transformer.state_dict())
+    ours = load_weights_into_gpt(GPTModel(cfg), hf.transformer.state_dict())
     ours = prepare_for_classification(ours).eval()
     with torch.no_grad():
         ours.out_head.weight.copy_(hf.score.weight)

@@ -66,7 +66,7 @@ from .weights import (
     test_model_enabled,
 )
 from . import settings
-from .settings import BATCH_SIZE, MODEL_SIZE, NUM_EPOCHS
+from .settings import BATCH_SIZE, EVAL_FREQ, EVAL_ITER, LEARNING_RATE, MODEL_SIZE, NUM_EPOCHS, WEIGHT_DECAY
 from .storage.download import DownloadError
 from .storage.paths import PROJECT_ROOT, StorageError, data_dir, display_path, instructor_mode
 

@@ -116,3 +116,46 @@ def test_your_own_csv_becomes_the_notebooks_data_with_one_setting(monkeypatch, t
 
     with pytest.raises(DatasetError, match="needs \\['label'\\]"):
         get_spam_dataloaders(tokenizer, data_folder=tmp_path)
+
+
+@pytest.mark.slow
+def test_gpt2_medium_trains_and_the_replay_follows_its_size(monkeypatch, tmp_path, capsys):
+    """GPT-2 medium's architecture (random weights, two steps) through training, a prepared run of its own,
+    and the instructor's replay, which picks the run of the model's size, not small's."""
+    from helpers import GPTModel, PrepareError, get_model_config, replay_prepared_run
+    from helpers.classroom.instructor import _record_path, run_checkpoint
+    from helpers.storage.files import expected_checksum, write_json
+
+    monkeypatch.setenv("WORKBOOK_TEST_MODEL", "0")
+    monkeypatch.setenv("WORKBOOK_DATA_DIR", str(tmp_path))
+    size = "gpt2-medium (355M)"
+
+    def medium(seed):
+        torch.manual_seed(seed)
+        model = prepare_for_classification(GPTModel(get_model_config(size)))
+        model.model_size, model.is_test_model = size, False
+        return model
+
+    model = medium(0)
+    assert model.out_head.in_features == 1024 and len(model.trf_blocks) == 24
+    ids = torch.randint(0, 50257, (8, 16))
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(ids, torch.arange(8) % 2), batch_size=4)
+    torch.manual_seed(123)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.LEARNING_RATE)
+    train_classifier_simple(model, loader, loader, optimizer, "cpu", num_epochs=1, eval_freq=1, eval_iter=1)
+    training = training_record(model, optimizer, loader, 1, 1, 1, engine="exact")
+    folder = save_classifier(model, run_checkpoint("exact", size), max_length=16, training=training)
+    write_json(_record_path("exact", size), {"date": "today", "seconds": 1.0, "log": ["(two steps)"],
+                                             "curves": [[0.7], [0.7], [0.5], [0.5], 8],
+                                             "lecture_seconds_projected": 2.0,
+                                             "checkpoint_sha256": expected_checksum(folder / "classifier.safetensors")})
+    fresh = medium(1)
+    curves = replay_prepared_run("exact", fresh)
+    assert curves[4] == 8 and all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(),
+                                                                      model.state_dict().values()))
+    assert f"{size}, classes ham/spam; trained with the fast engine, exact mode for 2 of 2 steps" in \
+        capsys.readouterr().out
+    small = prepare_for_classification(GPTModel({**get_model_config("gpt2-small (124M)"), "n_layers": 1}))
+    small.model_size = "gpt2-small (124M)"
+    with pytest.raises(PrepareError, match="gpt2-small-124M"):  # no run prepared for small: refused, not mixed up
+        replay_prepared_run("exact", small)

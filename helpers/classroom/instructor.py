@@ -22,7 +22,15 @@ from pathlib import Path
 
 import torch
 
-from ..data import SMS_SPAM_URLS, DatasetError, download_sms_spam_dataset, get_spam_dataloaders, prepare_spam_splits
+from .. import settings
+from ..data import (
+    SMS_SPAM_URLS,
+    DatasetError,
+    download_sms_spam_dataset,
+    get_spam_dataloaders,
+    load_labelled_csv,
+    prepare_spam_splits,
+)
 from ..fast.engine import trunk_cache_dir
 from ..gpt import GPTModel, get_model_config
 from ..storage.download import atomic_copy
@@ -199,14 +207,18 @@ def _verify_weights(path, model_size):
 def fetch_inputs(model_size, source):
     """Dataset and weights in place and verified; otherwise one PrepareError listing what to do."""
     problems = []
-    try:
-        staged = _staged_dataset(source) if source else None
-        path = download_sms_spam_dataset(local_copy=staged)
-        print(f"  ✓ dataset: {display_path(path)} (sha256 verified)")
-    except DatasetError as exc:
-        problems.append(f"• the SMS Spam Collection: download {SMS_SPAM_URLS[0]} and put it at "
-                        f"{display_path(data_dir() / 'sms_spam_collection.zip')}"
-                        + (f" or in {source}" if source else "") + f"\n  ({str(exc).splitlines()[0]})")
+    if settings.DATASET_CSV is not None:  # your own data (helpers/settings.py): nothing to fetch
+        load_labelled_csv(settings.DATASET_CSV)  # readable, with a text and a label column (else DatasetError)
+        print(f"  ✓ dataset: your own, {settings.DATASET_CSV} (DATASET_CSV in helpers/settings.py)")
+    else:
+        try:
+            staged = _staged_dataset(source) if source else None
+            path = download_sms_spam_dataset(local_copy=staged)
+            print(f"  ✓ dataset: {display_path(path)} (sha256 verified)")
+        except DatasetError as exc:
+            problems.append(f"• the SMS Spam Collection: download {SMS_SPAM_URLS[0]} and put it at "
+                            f"{display_path(data_dir() / 'sms_spam_collection.zip')}"
+                            + (f" or in {source}" if source else "") + f"\n  ({str(exc).splitlines()[0]})")
     if test_model_enabled():
         print("  ✓ weights: none needed, the tiny random TEST MODEL is selected (WORKBOOK_TEST_MODEL=1)")
     else:

@@ -159,7 +159,7 @@ def seconds_per_eval_batch(model, loader, batches=3, device="cpu", precision="fp
     return (time.perf_counter() - start) / batches
 
 
-def project_training_seconds(step_seconds, eval_batch_seconds, one_time_seconds=0.0, steps_per_epoch=130,
+def project_training_seconds(step_seconds, eval_batch_seconds, steps_per_epoch, one_time_seconds=0.0,
                              settings=LECTURE_SETTINGS):
     """Seconds for the lecture's whole run: all steps, every periodic evaluation, every epoch's accuracy."""
     steps = settings["num_epochs"] * steps_per_epoch
