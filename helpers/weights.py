@@ -24,7 +24,7 @@ HF_REPOS = {
     "gpt2-large (774M)": "gpt2-large",
     "gpt2-xl (1558M)": "gpt2-xl",
 }
-HF_MODEL_PAGE = "https://huggingface.co/openai-community/{repo}/blob/main/model.safetensors"
+HF_MODEL_PAGE = "https://huggingface.co/openai-community/{repo}/resolve/main/model.safetensors"  # the download
 HF_URLS = (
     "https://huggingface.co/openai-community/{repo}/resolve/main/model.safetensors",
     "https://hf-mirror.com/openai-community/{repo}/resolve/main/model.safetensors",  # public mirror
@@ -164,7 +164,9 @@ def _missing_weights_help(model_size, target) -> str:
     repo = HF_REPOS[model_size]
     return (f"To use GPT-2 offline, download model.safetensors from {HF_MODEL_PAGE.format(repo=repo)} on a machine with network access and "
             f"put it at {display_path(target)} (or in $WORKBOOK_GPT2_DIR/{repo}/model.safetensors). "
-            f"To practise without GPT-2, opt into the tiny random test model: set {ENV_TEST_MODEL}=1.")
+            f"To practise without GPT-2, opt into the tiny random test model: in a notebook, run "
+            f"`%env {ENV_TEST_MODEL}=1` in a cell, then run this cell again; in a shell, "
+            f"`export {ENV_TEST_MODEL}=1`.")
 
 
 def gpt2_weights_path(model_size, models_dir=None, *, urls=None, timeout=60.0, retries=3) -> Path:

@@ -166,7 +166,8 @@ def test_no_silent_fallback_without_weights(monkeypatch, tmp_path, capsys):
     with pytest.raises(WeightsError) as info:
         download_and_load_gpt2("gpt2-small (124M)")
     message = str(info.value)
-    assert "openai-community/gpt2" in message and "WORKBOOK_TEST_MODEL=1" in message and "WORKBOOK_GPT2_DIR" in message
+    assert "openai-community/gpt2/resolve/main/model.safetensors" in message and "WORKBOOK_GPT2_DIR" in message
+    assert "`%env WORKBOOK_TEST_MODEL=1` in a cell, then run this cell again" in message
     assert "TEST MODEL" not in capsys.readouterr().out
     assert not list(tmp_path.rglob("*.safetensors")) and not list(tmp_path.rglob("*.part"))
 

@@ -130,7 +130,7 @@ def test_prepare_then_instructor_mode_then_idempotent(classroom, capsys, monkeyp
     out = capsys.readouterr().out
     assert "cannot be used" in out and "trunk cache (exact): " in out and "messages in" in out
     assert "exact run: trained" in out and "flexible run: already prepared" in out
-    assert "measuring again" in out and "report.json" in out and "writing a new one" in out
+    assert "✓ performance measurements: " in out and "report.json" in out and "writing a new one" in out
     from helpers.fast.precision import bf16_native
 
     rows = ["float32", "int8 (dynamic)"] + (["bfloat16 (autocast)"] if bf16_native("cpu") else [])
