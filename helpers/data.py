@@ -410,11 +410,11 @@ def create_dataloaders(train_dataset, val_dataset, test_dataset, batch_size=sett
 def get_spam_dataloaders(tokenizer=None, batch_size=settings.BATCH_SIZE, seed=settings.SEED, data_folder=None):
     """Everything notebooks 1–2 build, in one call: ``(train_loader, val_loader, test_loader)``.
 
-    Val and test reuse the training set's ``max_length`` (120), as on the slides.
+    Val and test reuse the training set's ``max_length`` (120, or ``settings.MAX_LENGTH``), as on the slides.
     """
     tokenizer = tokenizer or get_gpt2_tokenizer()
     paths = prepare_spam_splits(data_folder=data_folder)
-    train_dataset = SpamDataset(paths["train"], tokenizer)
+    train_dataset = SpamDataset(paths["train"], tokenizer, max_length=settings.MAX_LENGTH)
     val_dataset = SpamDataset(paths["validation"], tokenizer, max_length=train_dataset.max_length)
     test_dataset = SpamDataset(paths["test"], tokenizer, max_length=train_dataset.max_length)
     return create_dataloaders(train_dataset, val_dataset, test_dataset, batch_size=batch_size, seed=seed)

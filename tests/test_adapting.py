@@ -111,6 +111,8 @@ def test_your_own_csv_becomes_the_notebooks_data_with_one_setting(monkeypatch, t
     assert [len(loader.dataset) for loader in loaders] == [56, 8, 16]
     assert set(torch.cat([y for _, y in loaders[2]]).tolist()) <= {0, 1, 2}
     assert build_spam_classifier(device="cpu").out_head.out_features == 3
+    monkeypatch.setattr(settings, "MAX_LENGTH", 12)  # a shorter padding, everywhere
+    assert next(iter(get_spam_dataloaders(tokenizer, data_folder=tmp_path)[1]))[0].shape[1] == 12
     frame.drop(columns="label").to_csv(tmp_path / "mine.csv", index=None)
     from helpers import DatasetError
 
