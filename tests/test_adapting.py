@@ -68,7 +68,7 @@ def test_a_three_class_csv_goes_through_the_whole_pipeline(tmp_path, tiny_gpt, t
     assert len(printed) == 3 and set(printed) <= set(NAMES) and "classes ham/spam/phishing" in result.stderr
 
 
-def test_batch_size_4_goes_through_the_activities_checker(monkeypatch, split_dir, tokenizer, capsys):
+def test_batch_size_4_goes_through_the_activities_checkers(monkeypatch, split_dir, tokenizer, tiny_gpt, capsys):
     monkeypatch.setattr(settings, "BATCH_SIZE", 4)
     paths = {name: split_dir / f"{name}.csv" for name in ("train", "validation", "test")}
     ns = {"paths": paths, "tokenizer": tokenizer}
@@ -81,6 +81,14 @@ def test_batch_size_4_goes_through_the_activities_checker(monkeypatch, split_dir
     out = capsys.readouterr().out
     assert "my_train_loader: 261 batches of 4" in out and "my_val_loader: 38 batches of 4 (the last holds 1)" in out
     assert "my_test_loader: 75 batches of 4" in out
+    from helpers import check_activity_3
+
+    solution = {"torch": torch}
+    exec((PROJECT_ROOT / "notebooks" / "solutions" / "activity_3.py").read_text(), solution)
+    model = prepare_for_classification(tiny_gpt())
+    assert check_activity_3(solution["my_calc_accuracy_loader"], solution["my_calc_loss_batch"], ns["my_val_loader"],
+                            model, "cpu", my_calc_loss_loader=solution["my_calc_loss_loader"]) is True
+    assert "All correct" in capsys.readouterr().out
     ns["my_train_loader"] = torch.utils.data.DataLoader(ns["my_train_dataset"], batch_size=8, shuffle=True,
                                                         drop_last=True)  # the book's 8, no longer the setting
     assert check_activity_2(ns["MySpamDataset"], *(ns[k] for k in keys), **(loaders | {"my_train_loader":
