@@ -29,7 +29,8 @@ BOOK = {"MODEL_SIZE": "gpt2-small (124M)", "CLASS_NAMES": ("ham", "spam"), "BATC
 
 
 def current() -> dict:
-    """The settings as they are now (read at call time, so a changed value is seen everywhere)."""
+    """The settings as they are now. Change them by editing this file and restarting the kernel: a value changed
+    at run time reaches the code that reads it at call time, but not the defaults already bound at import."""
     return {name: globals()[name] for name in BOOK}
 
 

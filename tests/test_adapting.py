@@ -169,3 +169,39 @@ def test_gpt2_medium_trains_and_the_replay_follows_its_size(monkeypatch, tmp_pat
     small.model_size = "gpt2-small (124M)"
     with pytest.raises(PrepareError, match="gpt2-small-124M"):  # no run prepared for small: refused, not mixed up
         replay_prepared_run("exact", small)
+
+
+def test_a_classifier_of_other_data_or_settings_is_not_reused(monkeypatch, tmp_path, staged_zip, tokenizer, capsys):
+    """Trained at batch size 4, then the setting goes back to 8: notebooks 5-6 must not reuse it silently."""
+    from helpers import build_spam_classifier, default_checkpoint_dir, get_spam_dataloaders, get_trained_classifier
+
+    monkeypatch.setenv("WORKBOOK_TEST_MODEL", "1")
+    monkeypatch.setenv("WORKBOOK_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("WORKBOOK_SMS_ZIP", str(staged_zip))
+    loader = get_spam_dataloaders(tokenizer, batch_size=4)[0]
+    model = build_spam_classifier(device="cpu")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.LEARNING_RATE, weight_decay=settings.WEIGHT_DECAY)
+    training = training_record(model, optimizer, loader, 5, 50, 5, steps_done=5 * len(loader))
+    save_classifier(model, default_checkpoint_dir("test-model"), max_length=120, training=training)
+
+    class ReachedTraining(Exception):
+        pass
+
+    monkeypatch.setattr("helpers.classroom.pipeline.train_spam_classifier",
+                        lambda *a, **k: (_ for _ in ()).throw(ReachedTraining()))
+    with pytest.raises(ReachedTraining):
+        get_trained_classifier(device="cpu")
+    assert "its batch size differ from what helpers/settings.py and the data give now" in capsys.readouterr().out
+
+
+def test_activity_2_accepts_the_labels_of_other_classes(monkeypatch, split_dir, tokenizer, capsys):
+    monkeypatch.setattr(settings, "CLASS_NAMES", NAMES)
+    paths = {name: split_dir / f"{name}.csv" for name in ("train", "validation", "test")}
+    inputs = torch.full((8, 120), 50256)
+    check_activity_2(first_inputs=inputs, first_labels=torch.tensor([0, 2, 1, 2, 0, 0, 1, 2]), paths=paths,
+                     tokenizer=tokenizer)
+    out = capsys.readouterr().out
+    assert "first_labels = [0, 2, 1, 2, 0, 0, 1, 2]" in out and "labels should be" not in out
+    check_activity_2(first_inputs=inputs, first_labels=torch.tensor([0, 3, 1, 2, 0, 0, 1, 2]), paths=paths,
+                     tokenizer=tokenizer)
+    assert "labels should be 0 (ham), 1 (spam), 2 (phishing), got [0, 1, 2, 3]" in capsys.readouterr().out

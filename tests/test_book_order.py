@@ -244,10 +244,13 @@ def test_seed_as_after_training_refuses_a_malformed_recipe(training):
 def test_a_classifier_not_trained_as_the_books_is_not_compared(monkeypatch, capsys, full_training):
     """Notebook 5 passes the checkpoint's recipe: its provenance says whether the book's numbers apply."""
     monkeypatch.setenv("WORKBOOK_TEST_MODEL", "0")
-    recipe = {"pooling": "last", "training": full_training}
+    recipe = {"pooling": "last", "max_length": 120, "class_names": ["ham", "spam"], "training": full_training}
     assert compare_with_book("final", trained=recipe, test_accuracy=0.96) is not None
     for change, reason in ((dict(steps_done=2), "trained 2 of 650 steps"), (dict(engine="flexible"), "'flexible'"),
-                           (dict(settings=dict(full_training["settings"], lr=1e-4)), "'lr': 0.0001")):
+                           (dict(settings=dict(full_training["settings"], lr=1e-4)), "'lr': 0.0001"),
+                           (dict(steps_planned=1305, steps_done=1305, batch_size=4), "1305 steps of 4 messages")):
         assert compare_with_book("final", trained={**recipe, "training": {**full_training, **change}},
                                  test_accuracy=0.96) is None
         assert reason in capsys.readouterr().out
+    assert compare_with_book("final", trained={**recipe, "max_length": 60}, test_accuracy=0.96) is None
+    assert "padded to 60, so they are not comparable" in capsys.readouterr().out

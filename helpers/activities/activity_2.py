@@ -156,8 +156,9 @@ def check_activity_2(MySpamDataset=..., my_train_dataset=..., my_val_dataset=...
         fb.wrong(f"{name_lab} should be a 1-D tensor, one label per message (shape [{settings.BATCH_SIZE}])")
     elif isinstance(first_inputs, torch.Tensor) and first_inputs.dim() == 2 and len(first_labels) != len(first_inputs):
         fb.wrong(f"{name_lab} has {len(first_labels)} labels for {len(first_inputs)} messages; take both from the same batch")
-    elif not set(first_labels.tolist()) <= {0, 1}:
-        fb.wrong(f"labels should be 0 (ham) or 1 (spam), got {sorted(set(first_labels.tolist()))}")
+    elif not set(first_labels.tolist()) <= set(range(len(settings.CLASS_NAMES))):
+        ids = ", ".join(f"{i} ({name})" for i, name in enumerate(settings.CLASS_NAMES))
+        fb.wrong(f"labels should be {ids}, got {sorted(set(first_labels.tolist()))}")
     else:
         fb.ok(f"{name_lab} = {first_labels.tolist()}")
 

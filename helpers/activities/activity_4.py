@@ -26,7 +26,7 @@ def check_activity_4(my_spam=..., my_ham=..., *, model, tokenizer, device, max_l
     names = class_names_of(model)
     if set(names) != {"ham", "spam"}:
         raise ValueError(f"activity 4 compares your spam and ham with a ham/spam classifier; this one's classes are "
-                         f"{'/'.join(names)}. Pass the spam classifier (get_trained_classifier()).")
+                         f"{'/'.join(names)}. Use it with a ham/spam classifier (the lecture's).")
     spam = names.index("spam")
     answers = dict(my_spam=my_spam, my_ham=my_ham)
     fb = Feedback("Activity 4: test your own messages (an exploration: there is no wrong answer)",

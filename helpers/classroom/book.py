@@ -12,6 +12,7 @@ from ..weights import test_model_enabled
 from .pipeline import DEFAULT_MODEL, LECTURE_SETTINGS
 
 BOOK_SEED = 123
+BOOK_STEPS, BOOK_MAX_LENGTH = 650, 120  # 5 epochs of 130 batches of 8, every message padded to 120 tokens
 BOOK_DEVICE = 'an Apple "mps" GPU, torch 2.9.0'
 
 #: Accuracy (%) and loss printed by the book before training (10 batches / 5 batches) and after it (full sets).
@@ -63,6 +64,15 @@ def _comparable(model_size, trained=None) -> bool:
         if training["engine"] not in ("lecture", "exact") or trained["pooling"] != "last":
             print(f"The book's numbers are for the lecture's model; this classifier was trained by "
                   f"{training['engine']!r} and reads {trained['pooling']!r}, so they are not comparable.")
+            return False
+        book_run = (training["steps_planned"] == BOOK_STEPS and training.get("batch_size", 8) == settings.BOOK["BATCH_SIZE"]
+                    and trained.get("max_length") == BOOK_MAX_LENGTH and trained.get("class_names", ["ham", "spam"])
+                    == list(settings.BOOK["CLASS_NAMES"]))
+        if not book_run:
+            print(f"The book's numbers are for its run: {BOOK_STEPS} steps of {settings.BOOK['BATCH_SIZE']} messages "
+                  f"padded to {BOOK_MAX_LENGTH} tokens, classes ham/spam. This classifier was trained "
+                  f"{training['steps_planned']} steps of {training.get('batch_size')} messages padded to "
+                  f"{trained.get('max_length')}, so they are not comparable.")
             return False
         if training["steps_done"] != training["steps_planned"] or used != LECTURE_SETTINGS:
             print(f"The book's numbers are for the lecture's full training {LECTURE_SETTINGS}; this classifier "

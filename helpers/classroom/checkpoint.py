@@ -1,6 +1,7 @@
 """Saving and reloading the fine-tuned classifier: one safetensors file that carries its own recipe.
 
-A checkpoint is **one file**, ``classifier.safetensors``: the weights, and in its metadata the recipe
+A checkpoint is **one file**, ``classifier.safetensors`` (with its checksum beside it, ``….sha256``: copy both):
+the weights, and in its metadata the recipe
 (what rebuilds the model: architecture, classes, reading rule) and the provenance (what produced it:
 the engine, steps done out of steps planned, the trunk's fingerprint). The file is written atomically
 with its checksum, so a reader sees either the previous save or the new one, never a mix, and a write
@@ -23,7 +24,7 @@ from ..data import CLASS_NAMES
 from ..fast.engine import plain_model, trunk_fingerprint
 from ..fast.inference import ReadAsTrained
 from ..gpt import CONFIG_KEYS, GPTModel
-from ..storage.files import CorruptFileError, read_checked, write_checked
+from ..storage.files import CorruptFileError, checksum_path, read_checked, write_checked
 from ..storage.paths import StorageError, data_dir, display_path
 
 CHECKPOINT_FILE = "classifier.safetensors"
@@ -73,13 +74,30 @@ def _is_int(value):
 
 # --------------------------------------------------------------------------- provenance
 def optimizer_steps(optimizer) -> int:
-    """How many steps ``optimizer`` has taken (Adam and AdamW count them per parameter)."""
+    """How many steps ``optimizer`` has taken, from its own state (Adam, AdamW and their kin count them)."""
+    if not any(isinstance(optimizer, kind) for kind in _COUNTING):
+        raise ValueError(f"{type(optimizer).__name__} does not count its steps, so training_record cannot know how "
+                         "far training got: pass steps_done=... (the number of optimizer.step() calls)")
     steps = [state["step"] for state in optimizer.state.values() if "step" in state]
     return int(max(steps, default=0))
 
 
+_COUNTING = tuple(getattr(torch.optim, name) for name in ("Adam", "AdamW", "NAdam", "RAdam", "Adamax", "Adagrad")
+                  if hasattr(torch.optim, name))
+
+
+def data_fingerprint(dataset) -> str:
+    """SHA-256 of a dataset's messages and labels (a ``SpamDataset``'s ``data``), to tell one split from another."""
+    import hashlib
+
+    frame = getattr(dataset, "data", None)
+    if frame is None:
+        return ""
+    return hashlib.sha256(frame.to_csv(index=False).encode("utf-8")).hexdigest()
+
+
 def training_record(model, optimizer, train_loader, num_epochs, eval_freq, eval_iter, engine="lecture",
-                    seconds=None) -> dict:
+                    seconds=None, steps_done=None) -> dict:
     """What trained ``model``, for :func:`save_classifier`: the engine, its settings, and the steps done.
 
     The steps done are counted by ``optimizer`` itself, so a run stopped early (the Stop button) is
@@ -100,8 +118,10 @@ def training_record(model, optimizer, train_loader, num_epochs, eval_freq, eval_
     group = optimizer.param_groups[0]
     settings = {"num_epochs": num_epochs, "lr": float(group["lr"]), "weight_decay": float(group.get("weight_decay", 0)),
                 "eval_freq": eval_freq, "eval_iter": eval_iter}
-    return {"engine": engine, "settings": settings, "steps_done": optimizer_steps(optimizer),
-            "steps_planned": num_epochs * len(train_loader),
+    return {"engine": engine, "settings": settings,
+            "steps_done": optimizer_steps(optimizer) if steps_done is None else steps_done,
+            "steps_planned": num_epochs * len(train_loader), "batch_size": getattr(train_loader, "batch_size", None),
+            "train_data_sha256": data_fingerprint(getattr(train_loader, "dataset", None)),
             "seconds": None if seconds is None else round(float(seconds), 1)}
 
 
@@ -275,6 +295,10 @@ def _validate_training(training, bad):
     for key in ("lr", "weight_decay"):
         if not (_number(settings.get(key)) and settings[key] >= 0):
             bad(f"training.settings.{key}", settings.get(key), "a number ≥ 0")
+    if training.get("batch_size") is not None and not (_is_int(training["batch_size"]) and training["batch_size"] >= 1):
+        bad("training.batch_size", training["batch_size"], "a whole number ≥ 1")
+    if not isinstance(training.get("train_data_sha256", ""), str):
+        bad("training.train_data_sha256", training["train_data_sha256"], "a SHA-256 in hex")
     if training.get("seconds") is not None and not (_number(training["seconds"]) and training["seconds"] >= 0):
         bad("training.seconds", training["seconds"], "a number of seconds, or null")
 
@@ -305,6 +329,9 @@ def _read_file(folder):
     try:
         data = read_checked(path)  # one read: the recipe and the weights below come from these very bytes
     except CorruptFileError as exc:
+        if not checksum_path(path).is_file():
+            raise CheckpointError(f"{display_path(path)} has no checksum file beside it ({checksum_path(path).name}): "
+                                  "a copied checkpoint needs both files, or train and save the classifier again.") from exc
         raise CheckpointError(f"{exc}; train and save the classifier again.") from exc
     except OSError as exc:
         raise CheckpointError(f"cannot read {display_path(path)}: {exc.strerror or exc}") from exc

@@ -13,6 +13,7 @@ from ..training import train_classifier_simple
 from ..weights import get_device, print_test_model_banner, test_model_enabled
 from .checkpoint import (
     CheckpointError,
+    data_fingerprint,
     default_checkpoint_dir,
     describe,
     load_classifier,
@@ -60,18 +61,30 @@ def train_spam_classifier(model_size=DEFAULT_MODEL, device=None, loaders=None, s
                    "training": training}
 
 
-def usable_problem(recipe, class_names=None):
-    """Why a checkpoint is not a finished classifier of ``class_names``, or None when it is one."""
+def usable_problem(recipe, class_names=None, train_loader=None):
+    """Why a checkpoint is not a finished classifier of ``class_names`` (trained on ``train_loader``'s data with
+    the current settings), or None when it is one."""
     if stopped_early(recipe):
         return (f"it was trained {recipe['training']['steps_done']} of {recipe['training']['steps_planned']} "
                 "steps: stopped early. Run notebook 4's training cell to the end and save again")
     if class_names is not None and tuple(recipe["class_names"]) != tuple(class_names):
         return (f"it classifies into {'/'.join(recipe['class_names'])}, but this data has "
                 f"{'/'.join(class_names)}. Train one on this data (notebook 4)")
+    if train_loader is not None:
+        training, dataset = recipe["training"], train_loader.dataset
+        now = {"training data": (training.get("train_data_sha256"), data_fingerprint(dataset)),
+               "batch size": (training.get("batch_size"), train_loader.batch_size),
+               "max_length": (recipe["max_length"], getattr(dataset, "max_length", recipe["max_length"])),
+               "training settings": ({k: training["settings"].get(k) for k in LECTURE_SETTINGS},
+                                     settings.lecture_settings())}
+        changed = [name for name, (then, current) in now.items() if then != current]
+        if changed:
+            return (f"its {', '.join(changed)} differ from what helpers/settings.py and the data give now. "
+                    "Train it again (notebook 4)")
     return None
 
 
-def find_trained_classifier(model_size=DEFAULT_MODEL, device="cpu", class_names=None, log=print):
+def find_trained_classifier(model_size=DEFAULT_MODEL, device="cpu", class_names=None, log=print, train_loader=None):
     """Notebook 4's checkpoint, or else the one trained here before: the first that is complete and of
     ``class_names``; each one passed over is reported through ``log`` with the reason. None when neither is."""
     name = active_model_name(model_size)
@@ -84,7 +97,7 @@ def find_trained_classifier(model_size=DEFAULT_MODEL, device="cpu", class_names=
         except CheckpointError as exc:
             log(f"Not using {label}: {exc}")
             continue
-        problem = usable_problem(recipe, class_names)
+        problem = usable_problem(recipe, class_names, train_loader)
         if problem:
             log(f"Not using {label} in {display_path(folder)}: {problem}.")
             continue
@@ -106,7 +119,8 @@ def get_trained_classifier(model_size=DEFAULT_MODEL, device=None, retrain=False,
 
         model, recipe = load_prepared_run("exact", model_size, device)
         return attach_prepared_trunk_cache(model), recipe
-    found = None if retrain else find_trained_classifier(model_size, device, class_names)
+    loaders = get_spam_dataloaders()  # what the notebooks read now: a classifier of other data is not reused
+    found = None if retrain else find_trained_classifier(model_size, device, class_names, train_loader=loaders[0])
     if found is not None:
         model, recipe, folder = found
         if model.is_test_model:
@@ -114,7 +128,6 @@ def get_trained_classifier(model_size=DEFAULT_MODEL, device=None, retrain=False,
         print(f"Loaded the classifier in {display_path(folder)}:\n  {describe(recipe)}")
         return model, recipe
     print("Training one now with the fast engine (the lecture's result; this happens once, then it is kept).")
-    loaders = get_spam_dataloaders()
     model, history = train_spam_classifier(model_size, device, loaders)
     folder = save_classifier(model, rebuilt_checkpoint_dir(name), max_length=loaders[0].dataset.max_length,
                              training=history["training"], saved_by="get_trained_classifier")

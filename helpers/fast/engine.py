@@ -222,8 +222,10 @@ def _trunk_tensors(model):
 
 
 def _trunk_versions(model):
-    """Which tensors the trunk holds, and how often each was modified in place: changes when any weight does."""
-    return tuple((id(t), t.data_ptr(), t._version) for t in _trunk_tensors(model))
+    """Which tensors the trunk holds, how often each was modified in place, and a sample of its values: changes when
+    any weight does (the sample also catches an edit through ``.data``, which the version counter does not see)."""
+    return tuple((id(t), t.data_ptr(), t._version, float(t.detach().flatten()[::max(1, t.numel() // 16)].double().sum()))
+                 for t in _trunk_tensors(model))
 
 
 def trunk_fingerprint(model) -> str:
