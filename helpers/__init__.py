@@ -132,3 +132,7 @@ from .figures.plots import (
     plot_transfer_learning,
     plot_values,
 )
+
+from .classroom.notebook import install_notebook_help
+
+install_notebook_help()  # in a notebook: a hint above a NameError, a short note when a cell is interrupted
