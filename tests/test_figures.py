@@ -70,3 +70,23 @@ def test_token_length_bins_end_at_max_length():
     fig = plot_token_lengths(np.array([3, 40, 120, 117]), 120)
     edges = [patch.get_x() + patch.get_width() for patch in fig.axes[0].patches]
     assert max(edges) == pytest.approx(120)
+
+
+def test_figures_of_a_models_results_say_when_they_come_from_the_test_model(monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import torch
+
+    from helpers import plot_class_counts, plot_confusion_matrix
+    from helpers.figures.plots import TEST_MODEL_STAMP
+
+    def stamped(fig):
+        return any(text.get_text() == TEST_MODEL_STAMP for text in fig.texts)
+
+    matrix = torch.tensor([[40, 10], [5, 45]])
+    monkeypatch.setenv("WORKBOOK_TEST_MODEL", "1")
+    assert stamped(plot_confusion_matrix(matrix))
+    assert not stamped(plot_class_counts({"ham": 3, "spam": 1}, {"ham": 1, "spam": 1}))  # the data: no model
+    monkeypatch.setenv("WORKBOOK_TEST_MODEL", "0")
+    assert not stamped(plot_confusion_matrix(matrix))

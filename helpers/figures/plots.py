@@ -3,12 +3,21 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..storage.files import write_atomically
+from ..weights import test_model_enabled
 
 HAM_COLOR, SPAM_COLOR = "#4C72B0", "#DD8452"
 
 
-def _finish(fig, save_path):
-    fig.tight_layout()
+TEST_MODEL_STAMP = "TEST MODEL: random weights, not GPT-2's results"
+
+
+def _finish(fig, save_path, from_a_model=False):
+    """Lay out and save ``fig``; a figure of a model's results made with the test model says so on its face."""
+    stamp = from_a_model and test_model_enabled()
+    fig.tight_layout(rect=(0, 0.05, 1, 1) if stamp else None)  # room below for the stamp
+    if stamp:
+        fig.text(0.99, 0.01, TEST_MODEL_STAMP, ha="right", va="bottom", fontsize=9, color="#B22222",
+                 weight="bold", alpha=0.85)
     if save_path is not None:  # atomically; an unwritable folder or a full disk is a StorageError naming the file
         write_atomically(save_path, writer=lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     return fig
@@ -111,7 +120,7 @@ def plot_values(epochs_seen, examples_seen, train_values, val_values, label="los
     ax2 = ax1.twiny()  # the same x-axis, counted in examples seen
     ax2.set_xlim(0, float(max(examples_seen)) * 1.02)
     ax2.set_xlabel("Examples seen")
-    return _finish(fig, save_path)
+    return _finish(fig, save_path, from_a_model=True)
 
 
 def plot_confusion_matrix(matrix, class_names=("ham", "spam"), title="Confusion matrix", save_path=None):
@@ -126,7 +135,7 @@ def plot_confusion_matrix(matrix, class_names=("ham", "spam"), title="Confusion 
     ax.set_xticks(range(len(class_names)), [f"predicted\n{n}" for n in class_names])
     ax.set_yticks(range(len(class_names)), [f"actual\n{n}" for n in class_names])
     ax.set_title(title)
-    return _finish(fig, save_path)
+    return _finish(fig, save_path, from_a_model=True)
 
 
 def plot_performance(table, save_path=None):
@@ -153,7 +162,7 @@ def plot_performance(table, save_path=None):
     axes[2].legend(frameon=False, loc="upper left", ncols=2)
     for ax in axes:
         ax.spines[["top", "right"]].set_visible(False)
-    return _finish(fig, save_path)
+    return _finish(fig, save_path, from_a_model=True)
 
 
 def _human(number):
@@ -183,7 +192,7 @@ def plot_strategies(table, save_path=None):
         ax.set_title(title)
         ax.spines[["top", "right"]].set_visible(False)
     axes[0].invert_yaxis()
-    return _finish(fig, save_path)
+    return _finish(fig, save_path, from_a_model=True)
 
 
 def plot_transfer_learning(table, save_path=None):
@@ -216,4 +225,4 @@ def plot_transfer_learning(table, save_path=None):
     ax.set_title("The same recipe, with and without pretraining", fontsize=10)
     ax.legend(loc="lower center", fontsize=7)
     ax.spines[["top", "right"]].set_visible(False)
-    return _finish(fig, save_path)
+    return _finish(fig, save_path, from_a_model=True)
