@@ -224,8 +224,10 @@ def _trunk_tensors(model):
 def _trunk_versions(model):
     """Which tensors the trunk holds, how often each was modified in place, and a sample of its values: changes when
     any weight does (the sample also catches an edit through ``.data``, which the version counter does not see)."""
-    return tuple((id(t), t.data_ptr(), t._version, float(t.detach().flatten()[::max(1, t.numel() // 16)].double().sum()))
-                 for t in _trunk_tensors(model))
+    tensors = list(_trunk_tensors(model))
+    with torch.no_grad():  # one transfer for all the samples (on a GPU, one sync instead of one per tensor)
+        samples = torch.stack([t.detach().flatten()[::max(1, t.numel() // 16)].double().sum() for t in tensors]).tolist()
+    return tuple((id(t), t.data_ptr(), t._version, sample) for t, sample in zip(tensors, samples))
 
 
 def trunk_fingerprint(model) -> str:
