@@ -16,6 +16,7 @@ from .. import settings
 from ..classifier import build_spam_classifier
 from ..data import SpamDataset, create_dataloaders, get_spam_dataloaders, prepare_spam_splits
 from ..training import calc_accuracy_loader, calc_loss_batch, train_classifier_simple
+from .strategies import STRATEGIES  # exercise 6.2 is the "all layers" strategy
 
 #: The chapter's own test accuracy (the book's run of notebook 4's recipe).
 CHAPTER_TEST_ACCURACY = 0.9567
@@ -50,12 +51,6 @@ class ReadsFirstToken(torch.nn.Module):
         return self.model(input_ids[:, :1])
 
 
-def _whole_model(model):
-    for param in model.parameters():
-        param.requires_grad = True
-    return model
-
-
 def exercise_setup(number, tokenizer, model_size=None, device="cpu"):
     """``(model, loaders)`` for exercise ``number`` ("6.1", "6.2" or "6.3"), before training."""
     if number not in BOOK_EXERCISES:
@@ -67,7 +62,7 @@ def exercise_setup(number, tokenizer, model_size=None, device="cpu"):
         datasets = [SpamDataset(paths[name], tokenizer, max_length=context) for name in ("train", "validation", "test")]
         return model, create_dataloaders(*datasets)
     loaders = get_spam_dataloaders(tokenizer)
-    return (_whole_model(model) if number == "6.2" else ReadsFirstToken(model)), loaders
+    return (STRATEGIES["all layers"](model) if number == "6.2" else ReadsFirstToken(model)), loaders
 
 
 def estimate_seconds(model, loaders, num_epochs=None, eval_freq=None, eval_iter=None, steps=2):
