@@ -64,6 +64,7 @@ from .weights import (
     load_weights_into_gpt,
     set_seed,
     test_model_enabled,
+    test_model_note,
 )
 from . import settings
 from .settings import BATCH_SIZE, EVAL_FREQ, EVAL_ITER, LEARNING_RATE, MODEL_SIZE, NUM_EPOCHS, WEIGHT_DECAY
@@ -105,6 +106,7 @@ from .classroom.instructor import (
     load_prepared_run,
     prepare,
     prepared_performance,
+    prepared_run_available,
     prepared_seconds,
     replay_prepared_run,
 )

@@ -56,9 +56,20 @@ def print_test_model_banner(file=None):
     print("\n".join(box), file=file)
 
 
+def test_model_note(with_gpt2):
+    """Under a result the test model makes meaningless, say so, and what GPT-2 gives (``with_gpt2``).
+
+    Prints one line with the test model (``WORKBOOK_TEST_MODEL=1``), nothing with GPT-2."""
+    if test_model_enabled():
+        print(f"⚠ TEST MODEL (random weights): the result above is noise, not the lesson. With GPT-2: {with_gpt2}")
+
+
 def build_test_model(seed=123) -> GPTModel:
-    """The tiny random test model (context 128 ≥ the 120 tokens we pad to). Prints the banner."""
+    """The tiny random test model (context 128 ≥ the 120 tokens we pad to). Prints the banner and its
+    configuration, which is not the GPT-2 configuration a notebook may have printed before."""
     print_test_model_banner()
+    shown = ", ".join(f"{key} {TEST_MODEL_CONFIG[key]}" for key in ("emb_dim", "n_layers", "n_heads", "context_length"))
+    print(f"Its configuration: {shown} (GPT-2 small: emb_dim 768, n_layers 12, n_heads 12, context_length 1024).")
     torch.manual_seed(seed)
     model = GPTModel(TEST_MODEL_CONFIG)
     model.is_test_model = True
@@ -162,11 +173,22 @@ def load_weights_into_gpt(model: GPTModel, source) -> GPTModel:
 # --------------------------------------------------------------------------- finding the file
 def _missing_weights_help(model_size, target) -> str:
     repo = HF_REPOS[model_size]
-    return (f"To use GPT-2 offline, download model.safetensors from {HF_MODEL_PAGE.format(repo=repo)} on a machine with network access and "
-            f"put it at {display_path(target)} (or in $WORKBOOK_GPT2_DIR/{repo}/model.safetensors). "
-            f"To practise without GPT-2, opt into the tiny random test model: in a notebook, run "
-            f"`%env {ENV_TEST_MODEL}=1` in a cell, then run this cell again; in a shell, "
-            f"`export {ENV_TEST_MODEL}=1`.")
+    return (f"What to do (either):\n"
+            f"  • download {HF_MODEL_PAGE.format(repo=repo)} (about 500 MB for GPT-2 small) on a machine with network "
+            f"access and put it at {display_path(target)} (or at $WORKBOOK_GPT2_DIR/{repo}/model.safetensors), then "
+            f"run this cell again;\n"
+            f"  • or practise with the tiny random test model: run `%env {ENV_TEST_MODEL}=1` in a cell (in a shell: "
+            f"`export {ENV_TEST_MODEL}=1`), then run this cell again.")
+
+
+def _what_failed(error) -> str:
+    """A download error in one line per address: the last try's reason (the tries repeat it)."""
+    last = {}
+    for line in str(error).splitlines()[1:]:
+        address, _, reason = line.strip().partition(" (try ")
+        if address:
+            last[address] = reason.split("): ", 1)[-1]
+    return "; ".join(f"{address}: {reason}" for address, reason in last.items()) or str(error)
 
 
 def gpt2_weights_path(model_size, models_dir=None, *, urls=None, timeout=60.0, retries=3) -> Path:
@@ -185,9 +207,10 @@ def gpt2_weights_path(model_size, models_dir=None, *, urls=None, timeout=60.0, r
     try:
         return download_file([u.format(repo=repo) for u in urls or HF_URLS], target, timeout=timeout, retries=retries,
                              desc=f"GPT-2 {model_size}")
-    except DownloadError as exc:
-        raise WeightsError(f"The GPT-2 weights for {model_size!r} are not here and could not be downloaded.\n"
-                           f"{exc}\n\n{_missing_weights_help(model_size, target)}") from exc
+    except DownloadError as exc:  # one short message, what to do first; the tries' details last
+        raise WeightsError(f"The GPT-2 weights for {model_size!r} are not on this machine, and downloading them "
+                           f"failed.\n{_missing_weights_help(model_size, target)}\n"
+                           f"(What failed: {_what_failed(exc)})") from None
 
 
 def download_and_load_gpt2(model_size="gpt2-small (124M)", models_dir=None) -> GPTModel:

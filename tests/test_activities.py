@@ -1,6 +1,7 @@
 """Activity checkers, tried as a student would: untouched cells never crash, every usual wrong answer is
 rejected with the hint that names its mistake, and right answers written in several styles are accepted."""
 
+import re
 import numpy as np
 import pandas as pd
 import pytest
@@ -659,3 +660,29 @@ def test_activity_2_skeleton_as_handed_out_is_not_attempted(paths, tokenizer, ca
                             tokenizer=tokenizer) is False
     out = capsys.readouterr().out
     assert "not attempted yet: MySpamDataset," in out and "❌" not in out, out
+
+
+# --------------------------------------------------------------------------- answers come after the checks
+ANSWERS = {  # activity: (its notebook, the helpers whose code is the activity's answer)
+    1: ("01_dataset.ipynb", ["create_balanced_dataset"]),
+    2: ("02_dataloaders.ipynb", ["SpamDataset", "create_dataloaders"]),
+    3: ("04_training.ipynb", ["calc_accuracy_loader", "calc_loss_batch", "calc_loss_loader"]),
+}
+
+
+@pytest.mark.parametrize("activity", sorted(ANSWERS))
+def test_no_activity_shows_its_answer_before_its_check(activity):
+    """The reference code of an activity is shown only after its check cell, under a 'compare yours'
+    heading, so neither the notebook nor its slides give the answer away."""
+    import json
+
+    name, answers = ANSWERS[activity]
+    cells = json.loads((PROJECT_ROOT / "notebooks" / name).read_text())["cells"]
+    sources = ["".join(cell["source"]) for cell in cells]
+    [check] = [i for i, s in enumerate(sources) if f"check_activity_{activity}(" in s and cells[i]["cell_type"] == "code"]
+    for answer in answers:
+        shown = [i for i, s in enumerate(sources) if f"show_source({answer})" in s]
+        assert shown, f"{name}: the code of {answer} is never shown"
+        assert all(i > check for i in shown), f"{name}: {answer}'s code is shown in cell {shown[0]}, before the check ({check})"
+        heading = max(i for i in range(check, shown[0]) if cells[i]["cell_type"] == "markdown")
+        assert re.search(r"compare yours", sources[heading], re.I), f"{name}: no 'compare yours' heading above {answer}"

@@ -155,7 +155,7 @@ def test_gpt2_medium_trains_and_the_replay_follows_its_size(monkeypatch, tmp_pat
     train_classifier_simple(model, loader, loader, optimizer, "cpu", num_epochs=1, eval_freq=1, eval_iter=1)
     training = training_record(model, optimizer, loader, 1, 1, 1, engine="exact")
     folder = save_classifier(model, run_checkpoint("exact", size), max_length=16, training=training)
-    write_json(_record_path("exact", size), {"date": "today", "seconds": 1.0, "log": ["(two steps)"],
+    write_json(_record_path("exact", size), {"date": "today", "seconds": 1.0, "trunk_seconds": 0.5, "log": ["(two steps)"],
                                              "curves": [[0.7], [0.7], [0.5], [0.5], 8],
                                              "lecture_seconds_projected": 2.0,
                                              "checkpoint_sha256": expected_checksum(folder / "classifier.safetensors")})

@@ -154,6 +154,8 @@ def test_notebook_runs_in_jupyterlab(lab, page, name, timeout_s):
     open_notebook(page, url, name)
     try:
         check_notebook_run(page, name, timeout_s)
+        if name == "06_inference.ipynb":
+            check_checker_on_a_live_slide(page, url, name)
     finally:
         _delete_sessions(url)
 
@@ -169,17 +171,52 @@ def check_notebook_run(page, name, timeout_s):
 
     if name == "06_inference.ipynb":  # activity 4: the spam checker answers a click
         checker = page.locator(".jp-OutputArea-output .widget-vbox").filter(has=page.locator("textarea")).first
-        checker.scroll_into_view_if_needed()
-        verdict = checker.locator(".widget-html-content").last
-        checker.locator("textarea").fill("")  # first an empty message: the verdict must say so
-        checker.get_by_role("button", name="Classify").click()
-        page.wait_for_function("el => !/confident/.test(el.textContent) && el.textContent.trim()",
-                               arg=verdict.element_handle(), timeout=30_000)
-        checker.locator("textarea").fill("WINNER!! You have won a free cruise. Call 09061701461 now to claim")
-        checker.get_by_role("button", name="Classify").click()
-        page.wait_for_function("el => /confident/.test(el.textContent)", arg=verdict.element_handle(), timeout=30_000)
-        assert re.search(r"(Spam|Ham) \(\d+\.\d% confident\)", verdict.text_content())
+        check_the_checker(page, checker)
     assert not page.errors, page.errors
+
+
+def check_the_checker(page, checker):
+    """Type into activity 4's widget, press Classify, read its verdict (an empty message first)."""
+    checker.scroll_into_view_if_needed()
+    verdict = checker.locator(".widget-html-content").last
+    checker.locator("textarea").fill("")  # first an empty message: the verdict must say so
+    checker.get_by_role("button", name="Classify").click()
+    page.wait_for_function("el => !/confident/.test(el.textContent) && el.textContent.trim()",
+                           arg=verdict.element_handle(), timeout=30_000)
+    checker.locator("textarea").fill("WINNER!! You have won a free cruise. Call 09061701461 now to claim")
+    checker.get_by_role("button", name="Classify").click()
+    page.wait_for_function("el => /confident/.test(el.textContent)", arg=verdict.element_handle(), timeout=30_000)
+    assert re.search(r"(Spam|Ham) \(\d+\.\d% confident\)", verdict.text_content())
+
+
+def check_checker_on_a_live_slide(page, url, name):
+    """Present the notebook with RISE (same kernel, as an instructor does after running it), walk to
+    activity 4's slide, run the checker's cell there (Ctrl+Enter), then type a message into it."""
+    page.keyboard.press("Control+s")  # RISE reads the notebook from disk
+    page.wait_for_timeout(1500)
+    page.goto(f"{url}/rise/{name}?token={TOKEN}")
+    page.wait_for_selector(".reveal .slides section.present", timeout=90_000)
+    page.wait_for_timeout(2500)
+    present = page.locator(".reveal .slides section.present").last
+    for _ in range(200):
+        cell = present.locator(".jp-CodeCell").filter(has_text="spam_checker(model")
+        if cell.count():
+            break
+        page.keyboard.press("Space")
+        page.wait_for_timeout(300)
+    else:
+        pytest.fail(f"{name}: no slide of the RISE deck shows the spam_checker cell")
+    cell.first.evaluate("el => el.setAttribute('data-test', 'spam-checker-cell')")  # keep hold of it
+    cell = page.locator("[data-test=spam-checker-cell]")
+    cell.locator(".jp-InputPrompt").click()
+    page.keyboard.press("Control+Enter")  # run it live, on the slide (and stay there)
+    checker = cell.locator(".jp-OutputArea-output .widget-vbox").filter(has=page.locator("textarea"))
+    try:
+        checker.first.wait_for(timeout=60_000)
+    except sync_api.TimeoutError:
+        shown = cell.locator(".jp-OutputArea").text_content()
+        pytest.fail(f"{name}: on the live RISE slide the checker did not render as a widget; it shows {shown[:200]!r}")
+    check_the_checker(page, checker.first)
 
 
 # --------------------------------------------------------------------------- RISE
@@ -271,3 +308,52 @@ def test_static_deck_navigates_with_the_network_blocked(page, tmp_path, executed
     assert "Data file:" in page.evaluate("document.querySelector('.reveal .slides').textContent")  # executed
     assert not page.errors, page.errors
     assert all("fonts.googleapis.com" in url for url in blocked), blocked  # only the theme's web font was asked for
+
+
+DECK_SLIDE = """() => {
+  const slide = Reveal.getCurrentSlide(), scale = Reveal.getScale();
+  const boxes = [...slide.children].map(child => child.getBoundingClientRect()).filter(b => b.height > 0);
+  const extent = boxes.length ? (Math.max(...boxes.map(b => b.bottom)) - Math.min(...boxes.map(b => b.top))) / scale : 0;
+  const logs = [...slide.querySelectorAll('.jp-Cell-outputArea')]  // a table keeps its header in view instead
+      .filter(box => box.scrollHeight > box.clientHeight + 2 && !box.querySelector('table'));
+  return {h: Reveal.getIndices().h, v: Reveal.getIndices().v || 0, extent: extent,
+          logs_not_at_end: logs.filter(box => box.scrollTop + box.clientHeight < box.scrollHeight - 2).length,
+          stale: /\\d+%\\|/.test(slide.textContent) || /VBox\\(children=/.test(slide.textContent),
+          text: (slide.textContent || '').trim().replace(/\\s+/g, ' ').slice(0, 60)};
+}"""
+
+
+@pytest.mark.parametrize("name", [path.name for path in NOTEBOOKS])
+def test_static_deck_slides_fit_1280x720(page, tmp_path, executed_notebook, name):
+    """The offline deck (python -m helpers slides) gets RISE's check: every slide fits 1280x720 without
+    scrolling, every output box that scrolls opens at its end (a log shows its last lines), and no stale
+    progress bar or widget repr is left. Screenshots of failing slides go to build/browser-tests/."""
+    from helpers.classroom.slides import SlidesError, build_decks, fetch_vendor
+
+    try:
+        fetch_vendor(retries=1)
+    except SlidesError as exc:
+        pytest.skip(f"reveal.js is not in data/vendor/ and the npm registry is unreachable: {exc}")
+    [deck] = build_decks([executed_notebook(name)], tmp_path / "slides", execute=False)
+    page.goto(deck.as_uri())
+    page.wait_for_function("window.Reveal && Reveal.isReady()", timeout=15_000)
+    page.evaluate("Reveal.configure({transition: 'none', backgroundTransition: 'none'})")
+    page.wait_for_timeout(500)
+    problems = []
+    for number in range(1, page.evaluate("Reveal.getTotalSlides()") + 1):
+        slide = page.evaluate(DECK_SLIDE)
+        where = f"slide {number} ({slide['h']}/{slide['v']}, {slide['text']!r})"
+        found = []
+        if slide["extent"] > VIEWPORT["height"] + 1:
+            found.append(f"{slide['extent']:.0f} px tall")
+        if slide["logs_not_at_end"]:
+            found.append(f"{slide['logs_not_at_end']} output box(es) not scrolled to their end")
+        if slide["stale"]:
+            found.append("a stale progress bar or widget repr")
+        if found:
+            problems.append(f"{where}: " + ", ".join(found))
+            screenshot(page, f"deck_{name}_slide{number}")
+        page.evaluate("Reveal.next()")
+        page.wait_for_timeout(60)
+    assert not problems, f"{name}'s offline deck (screenshots in {SCREENSHOTS}):\n" + "\n".join(problems)
+    assert not page.errors, page.errors

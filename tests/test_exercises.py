@@ -53,3 +53,13 @@ def test_an_exercise_runs_and_reports_beside_the_book(test_model, tokenizer, cap
     table = exercise_table([row, skipped])
     assert table.loc["6.3", "chapter's test accuracy"] == CHAPTER_TEST_ACCURACY == 0.9567
     assert list(table.index) == ["6.3", "6.1"] and BOOK_EXERCISES["6.2"][1] == 0.9667
+
+
+def test_exercise_6_2_reuses_the_all_layers_row_of_the_same_epochs(test_model, tokenizer, capsys):
+    row = {"strategy": "all layers", "epochs": 1, "test accuracy": 0.5, "training time (s)": 12.0}
+    reused = run_exercise("6.2", tokenizer, num_epochs=1, same_as=row)
+    assert reused["your test accuracy"] == 0.5 and reused["training time (s)"] == 12.0
+    assert "its row is reused, nothing is trained again" in capsys.readouterr().out
+    # another number of epochs is another run: trained (here skipped by max_minutes, so nothing trains)
+    other = run_exercise("6.2", tokenizer, num_epochs=2, same_as=row, max_minutes=0)
+    assert other["your test accuracy"] is None and "not run" in capsys.readouterr().out

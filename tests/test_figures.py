@@ -1,5 +1,6 @@
 """Teaching figures: they show what the model and the data really are."""
 import matplotlib
+import matplotlib.pyplot
 import numpy as np
 import pytest
 import torch
@@ -53,8 +54,8 @@ def test_pipeline_shows_the_real_token_ids(tokenizer=None):
     tokenizer = get_gpt2_tokenizer()
     ids = tokenizer.encode("WIN a free cruise!")
     labels = texts(plot_pipeline("WIN a free cruise!", tokenizer, 120))
-    assert any(f"[{ids[0]}, {ids[1]}, {ids[2]}, …]" in t for t in labels)
-    assert any(f"{len(ids)} real + padding" in t for t in labels)
+    assert any(f"[{ids[0]}, {ids[1]}, …]" in t for t in labels)
+    assert any(f"{len(ids)} real" in t for t in labels)
     assert len(plot_training_loop().axes[0].patches) >= 8  # four moves, their arrows, the evaluation box
 
 
@@ -90,3 +91,67 @@ def test_figures_of_a_models_results_say_when_they_come_from_the_test_model(monk
     assert not stamped(plot_class_counts({"ham": 3, "spam": 1}, {"ham": 1, "spam": 1}))  # the data: no model
     monkeypatch.setenv("WORKBOOK_TEST_MODEL", "0")
     assert not stamped(plot_confusion_matrix(matrix))
+
+
+def every_figure():
+    """One of each figure the notebooks draw, from data shaped like the notebooks' (largest cases)."""
+    import pandas as pd
+
+    from helpers import (STRATEGIES, get_gpt2_tokenizer, plot_causal_mask, plot_class_counts, plot_confusion_matrix,
+                         plot_llm_stages, plot_padded_batch, plot_performance, plot_strategies, plot_transfer_learning)
+
+    rng = np.random.default_rng(0)
+    ids = torch.full((8, 120), 50256)
+    for row in range(8):
+        ids[row, :rng.integers(5, 121)] = 1000
+    performance = pd.DataFrame({"size on disk (MB)": [475.0, 180.0, 240.0], "latency median (ms)": [30, 20, 15],
+                                "latency p95 (ms)": [40, 30, 20], "msgs/s @ 1": [30, 40, 60], "msgs/s @ 32": [200, 300, 500]},
+                               index=["float32", "int8 (dynamic)", "bf16 (autocast)"])
+    names = [*STRATEGIES, "bag of words: logistic regression", "bag of words: naive Bayes"]
+    table = pd.DataFrame({"test accuracy": rng.random(len(names)), "validation accuracy": rng.random(len(names)),
+                          "training time (s)": 10 ** rng.uniform(-1, 4, len(names)),
+                          "trainable parameters": 10 ** rng.uniform(3, 8, len(names)),
+                          "published test accuracy (another split)": rng.random(len(names))}, index=names)
+    return {
+        "model surgery": plot_model_surgery(gpt2_small_classifier()),
+        "pipeline": plot_pipeline("WINNER!! You have won a free cruise", get_gpt2_tokenizer(), 120),
+        "training loop": plot_training_loop(),
+        "LLM stages": plot_llm_stages(),
+        "class counts": plot_class_counts({"ham": 4825, "spam": 747}, {"ham": 747, "spam": 747}),
+        "token lengths": plot_token_lengths(rng.integers(2, 121, 1045), 120, labels=rng.integers(0, 2, 1045)),
+        "padded batch": plot_padded_batch(ids, labels=[0, 1] * 4),
+        "causal mask": plot_causal_mask(["Free", " money", "!", " Click", " now", " to", " claim"]),
+        "learning curves": plot_values(torch.linspace(0, 5, 14), torch.linspace(0, 5200, 14), rng.random(14), rng.random(14)),
+        "confusion matrix": plot_confusion_matrix([[140, 10], [5, 145]]),
+        "performance": plot_performance(performance),
+        "strategies": plot_strategies(table),
+        "transfer learning": plot_transfer_learning(table),
+    }
+
+
+def test_every_figure_is_legible_on_a_1280x720_slide(monkeypatch):
+    """No figure is larger than a slide's figure area (so it is shown unscaled), none has text under 12 pt
+    (about 17 px at 100 dpi), and no text runs off the figure's edge."""
+    from matplotlib.text import Text
+
+    from helpers.figures.plots import MAX_FIGSIZE, MIN_FONT_PT
+
+    monkeypatch.setenv("WORKBOOK_TEST_MODEL", "1")  # with the stamp: the tallest each gets
+    problems = []
+    for name, fig in every_figure().items():
+        width, height = fig.get_size_inches()
+        if width > MAX_FIGSIZE[0] + 1e-6 or height > MAX_FIGSIZE[1] + 1e-6:
+            problems.append(f"{name}: {width:.1f} x {height:.1f} in, larger than {MAX_FIGSIZE}")
+        fig.canvas.draw()
+        renderer, box = fig.canvas.get_renderer(), fig.bbox
+        for text in fig.findobj(Text):
+            if not (text.get_visible() and text.get_text().strip()):
+                continue
+            if text.get_fontsize() < MIN_FONT_PT:
+                problems.append(f"{name}: {text.get_text()!r} at {text.get_fontsize():.1f} pt")
+        drawn = [ax.get_tightbbox(renderer) for ax in fig.axes] + [t.get_window_extent(renderer) for t in fig.texts]
+        for extent in drawn:  # what is drawn: tick labels, titles, labels, legends, annotations
+            if extent.x0 < box.x0 - 1 or extent.x1 > box.x1 + 1 or extent.y0 < box.y0 - 1 or extent.y1 > box.y1 + 1:
+                problems.append(f"{name}: something runs off the figure ({extent} outside {box})")
+        matplotlib.pyplot.close(fig)
+    assert not problems, "\n".join(problems)

@@ -167,7 +167,10 @@ def test_no_silent_fallback_without_weights(monkeypatch, tmp_path, capsys):
         download_and_load_gpt2("gpt2-small (124M)")
     message = str(info.value)
     assert "openai-community/gpt2/resolve/main/model.safetensors" in message and "WORKBOOK_GPT2_DIR" in message
-    assert "`%env WORKBOOK_TEST_MODEL=1` in a cell, then run this cell again" in message
+    assert "`%env WORKBOOK_TEST_MODEL=1` in a cell" in message and "then run this cell again" in message
+    first, *_, last = message.splitlines()  # what is wrong first, then what to do; the failed tries last, once
+    assert "not on this machine" in first and last.startswith("(What failed:") and "try 1/" not in message
+    assert info.value.__cause__ is None and info.value.__suppress_context__  # no chain of tracebacks
     assert "TEST MODEL" not in capsys.readouterr().out
     assert not list(tmp_path.rglob("*.safetensors")) and not list(tmp_path.rglob("*.part"))
 

@@ -1,4 +1,5 @@
 """Project files that must agree with each other."""
+import json
 import re
 import subprocess
 import sys
@@ -166,3 +167,19 @@ def test_the_docs_name_only_files_that_exist():
             if "*" in name or "NN" in name or "<" in name:
                 continue
             assert (PROJECT_ROOT / name.rstrip("/")).exists(), f"{doc} names {name}, which does not exist"
+
+
+def test_every_notebook_says_how_long_it_takes_as_the_readme_does():
+    """Each notebook's first cell gives its time budget; its test-model time is the README table's."""
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    table = readme[readme.index("### How long each takes"):]
+    rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
+            for line in table.splitlines() if re.match(r"\| 0\d \|", line)}
+    notebooks = sorted((PROJECT_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert sorted(rows) == [path.name[:2] for path in notebooks]
+    for path in notebooks:
+        first = "".join(json.loads(path.read_text())["cells"][0]["source"])
+        assert "⏱ **Time.**" in first, f"{path.name}: its first cell does not say how long it takes"
+        test_model = rows[path.name[:2]][2]
+        assert f"**{test_model}** with the test model" in first, (path.name, test_model)
+        assert "GPT-2 small on a" in first and "laptop" in first and "GPU" in first, path.name

@@ -12,6 +12,7 @@ become what nbval compares against. Every cell also gets slideshow metadata from
 sections. Review the diff before committing.
 """
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -31,19 +32,25 @@ LONG_MARKDOWN_LINES = 5
 LONG_CODE_LINES = 12
 
 
+def shows_a_lot(cell):
+    """A figure (up to 580 px, notebooks/rise.css) or shown source (up to 600 px): a sub-slide of its own."""
+    return bool(re.search(r"^\s*(show_source\(|plot_\w+\()", cell.source, re.M))
+
+
 def slide_type(cell, previous):
     """Slideshow metadata from the text, so every RISE slide fits 1280x720 (tests/test_browser.py checks).
 
     Markdown: '#'/'##' headings open a slide; '###' headings and text after code open a sub-slide.
     Code: a code cell after another code cell, after a long markdown cell, or long itself, opens a
-    sub-slide, so each slide shows at most one cell's code and output under its explanation.
+    sub-slide, so each slide shows at most one cell's code and output under its explanation. A cell that
+    draws a figure or shows source opens a sub-slide too: those outputs get most of the slide.
     notebooks/rise.css sizes code, tables and figures for the slides.
     """
     if cell.cell_type != "markdown":
         if previous is None:
             return "-"
         if (previous.cell_type == "code" or len(previous.source.splitlines()) > LONG_MARKDOWN_LINES
-                or len(cell.source.splitlines()) > LONG_CODE_LINES):
+                or len(cell.source.splitlines()) > LONG_CODE_LINES or shows_a_lot(cell)):
             return "subslide"
         return "-"
     first = next((line for line in cell.source.splitlines() if line.strip() and line.strip() != "---"), "")

@@ -7,7 +7,6 @@ the book's and beside the chapter's 95.67 %.
 
 Everything else is the lecture's: the same split, seeded head, optimizer, epochs and loop.
 """
-import copy
 import time
 
 import torch
@@ -15,8 +14,9 @@ import torch
 from .. import settings
 from ..classifier import build_spam_classifier
 from ..data import SpamDataset, create_dataloaders, get_spam_dataloaders, prepare_spam_splits
-from ..training import calc_accuracy_loader, calc_loss_batch, train_classifier_simple
+from ..training import calc_accuracy_loader, train_classifier_simple
 from .strategies import STRATEGIES  # exercise 6.2 is the "all layers" strategy
+from .timing import estimate_seconds
 
 #: The chapter's own test accuracy (the book's run of notebook 4's recipe).
 CHAPTER_TEST_ACCURACY = 0.9567
@@ -65,55 +65,28 @@ def exercise_setup(number, tokenizer, model_size=None, device="cpu"):
     return (STRATEGIES["all layers"](model) if number == "6.2" else ReadsFirstToken(model)), loaders
 
 
-def estimate_seconds(model, loaders, num_epochs=None, eval_freq=None, eval_iter=None, steps=2):
-    """The whole run's time on this machine, projected from ``steps`` timed training steps (on a copy) and one
-    evaluation batch. PyTorch's random generator is left as it was, so the run sees the lecture's batches."""
-    train_loader, val_loader, test_loader = loaders
-    num_epochs, eval_freq = num_epochs or settings.NUM_EPOCHS, eval_freq or settings.EVAL_FREQ
-    eval_iter = eval_iter or settings.EVAL_ITER
-    state = torch.get_rng_state()
-    try:
-        trial = copy.deepcopy(model)
-        optimizer = torch.optim.AdamW([p for p in trial.parameters() if p.requires_grad], lr=settings.LEARNING_RATE)
-        device = next(trial.parameters()).device
-        batches = iter(train_loader)
-        step_times = []
-        for _ in range(steps + 1):  # the first step warms up
-            inputs, targets = next(batches)
-            start = time.perf_counter()
-            optimizer.zero_grad()
-            calc_loss_batch(inputs, targets, trial, device).backward()
-            optimizer.step()
-            step_times.append(time.perf_counter() - start)
-        trial.eval()
-        inputs, targets = next(iter(val_loader))
-        start = time.perf_counter()
-        with torch.no_grad():
-            calc_loss_batch(inputs, targets, trial, device)
-        eval_batch = time.perf_counter() - start
-        del trial, optimizer
-    finally:
-        torch.set_rng_state(state)
-    total_steps = num_epochs * len(train_loader)
-    eval_batches = (total_steps // eval_freq + 1) * 2 * eval_iter + num_epochs * 2 * eval_iter
-    eval_batches += len(val_loader) + len(test_loader)  # the final accuracy
-    return min(step_times[1:]) * total_steps + eval_batch * eval_batches
-
-
-def run_exercise(number, tokenizer, model_size=None, device="cpu", num_epochs=None, max_minutes=30, run_long=False):
+def run_exercise(number, tokenizer, model_size=None, device="cpu", num_epochs=None, max_minutes=30, run_long=False,
+                 same_as=None):
     """Train exercise ``number``'s variant as the lecture trains, and return its row for :func:`exercise_table`.
 
     It first says how long the run will take here. A run longer than ``max_minutes`` is skipped unless
-    ``run_long=True`` (the row then has the book's number and no accuracy of yours).
+    ``run_long=True`` (the row then has the book's number and no accuracy of yours). ``same_as``: for 6.2,
+    the "all layers" row of :func:`~helpers.beyond.strategies.run_strategy`, the same training: reused when it
+    ran the same number of epochs, instead of training it again.
     """
     title, book = BOOK_EXERCISES[number]
     num_epochs = num_epochs or settings.NUM_EPOCHS
+    row = {"exercise": number, "variant": title, "book's test accuracy (another split)": book,
+           "chapter's test accuracy": CHAPTER_TEST_ACCURACY}
+    if (number == "6.2" and same_as is not None and same_as.get("epochs") == num_epochs
+            and "test accuracy" in same_as and "training time (s)" in same_as):
+        print(f"Exercise 6.2 ({title}) is the \"all layers\" strategy trained above for {num_epochs} epoch(s): "
+              "its row is reused, nothing is trained again.")
+        return row | {"your test accuracy": same_as["test accuracy"], "training time (s)": same_as["training time (s)"]}
     model, loaders = exercise_setup(number, tokenizer, model_size, device)
     seconds = estimate_seconds(model, loaders, num_epochs)
     steps = num_epochs * len(loaders[0])
     print(f"Exercise {number} ({title}): {steps} steps, about {seconds / 60:.1f} minutes on this machine.")
-    row = {"exercise": number, "variant": title, "book's test accuracy (another split)": book,
-           "chapter's test accuracy": CHAPTER_TEST_ACCURACY}
     if seconds > max_minutes * 60 and not run_long:
         print(f"That is longer than max_minutes={max_minutes}: not run. Pass run_long=True to run it anyway "
               f"(or run it on a GPU). The book reports {book:.2%}.")

@@ -141,7 +141,7 @@ def run_strategy(name, loaders, model_size=None, device="cpu", num_epochs=None, 
                                         eval_freq=settings.EVAL_FREQ, eval_iter=settings.EVAL_ITER)
     seconds = time.time() - start
     model.eval()
-    return {"strategy": name, "trainable parameters": trainable, "training time (s)": seconds,
+    return {"strategy": name, "epochs": num_epochs, "trainable parameters": trainable, "training time (s)": seconds,
             "validation accuracy": calc_accuracy_loader(val_loader, model, device),
             "test accuracy": calc_accuracy_loader(test_loader, model, device)}
 

@@ -2,7 +2,8 @@
 
 ``python -m helpers prepare`` does, once and before class, everything slow: fetching (or copying
 from a USB stick) and verifying the dataset and GPT-2's weights, writing the splits, running the
-frozen trunk over every message, training the classifier (exact and flexible modes), and
+frozen trunk over every message, training the classifier (exact and flexible modes, and flexible in bf16
+where the CPU has it natively: notebook 4 compares them), and
 measuring deployment performance. Running it again skips whatever is already done.
 
 With ``WORKBOOK_INSTRUCTOR=1`` the notebooks then *replay* the prepared runs instead of training
@@ -67,7 +68,21 @@ from .checkpoint import (
 from .pipeline import DEFAULT_MODEL, LECTURE_SETTINGS, active_model_name
 from .slides import SlidesError, build_decks
 
-RUNS = ("exact", "flexible")
+RUNS = ("exact", "flexible", "flexible-bf16")  # notebook 4's three fast runs; the last only where bf16 is native
+
+
+def _run_kind(name):
+    """A prepared run's (mode, precision): ``"flexible-bf16"`` is flexible mode in bf16, as notebook 4 trains it."""
+    mode, _, precision = name.partition("-")
+    return mode, precision or "fp32"
+
+
+def bf16_run_possible():
+    from ..fast.precision import bf16_native
+
+    return bf16_native("cpu")
+
+
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 
 
@@ -104,7 +119,8 @@ def read_prepared(name, model_size=DEFAULT_MODEL) -> dict:
 
 def _check_record(record, name, path):
     """A run record's fields have the types replay needs (else: CorruptFileError, and it is rebuilt)."""
-    fields = {"date": str, "seconds": (int, float), "log": list, "curves": list, "checkpoint_sha256": str}
+    fields = {"date": str, "seconds": (int, float), "trunk_seconds": (int, float), "log": list, "curves": list,
+              "checkpoint_sha256": str}
     if name == "exact":
         fields["lecture_seconds_projected"] = (int, float)
     for field, kind in fields.items():
@@ -138,6 +154,11 @@ def load_prepared_run(name, model_size=DEFAULT_MODEL, device="cpu", quiet=False)
         print(f"▶ Instructor mode: the classifier of the {name!r} run prepared on {record['date']} "
               f"(sha256 {recorded[:12]}…, verified):\n  {describe(recipe)}")
     return model, recipe
+
+
+def prepared_run_available(name, model_size=DEFAULT_MODEL) -> bool:
+    """Whether ``prepare`` recorded run ``name`` (the bf16 run only where the CPU has bf16 natively)."""
+    return _record_path(name, model_size).is_file()
 
 
 def replay_prepared_run(name, model, model_size=None):
@@ -261,15 +282,37 @@ def _build_caches(model_size):
     loaders = get_spam_dataloaders()
     with contextlib.redirect_stdout(io.StringIO()):  # no test-model banner here
         model = build_spam_classifier(model_size, "cpu")
-    for mode in RUNS:
-        cache = TrunkCache(model, mode)
-        if cache.load(trunk_cache_dir()):
-            print(f"  ✓ trunk cache ({mode}): {len(cache)} messages, already prepared")
+    timings = _read_trunk_seconds(model_size)
+    for name in RUNS:
+        if name.endswith("-bf16") and not bf16_run_possible():
             continue
+        mode, precision = _run_kind(name)
+        cache = TrunkCache(model, mode, precision=precision)
+        if cache.load(trunk_cache_dir()) and name in timings:
+            print(f"  ✓ trunk cache ({name}): {len(cache)} messages, already prepared")
+            continue
+        cache = TrunkCache(model, mode, precision=precision)  # built (again, if its time was not recorded)
         start = time.time()
         cache.add_datasets([loader.dataset for loader in loaders])
+        timings[name] = time.time() - start
         cache.save(trunk_cache_dir())
-        print(f"  ✓ trunk cache ({mode}): {len(cache)} messages in {time.time() - start:.0f} s")
+        write_json(_trunk_seconds_path(model_size), timings)
+        print(f"  ✓ trunk cache ({name}): {len(cache)} messages in {timings[name]:.0f} s")
+
+
+def _trunk_seconds_path(model_size):
+    return prepared_dir(model_size) / "runs" / "trunk_seconds.json"
+
+
+def _read_trunk_seconds(model_size) -> dict:
+    """How long each run's trunk pass took when ``prepare`` built its cache (a run's time includes it, as
+    notebook 4's live runs do, which build their cache inside the timed cell)."""
+    path = _trunk_seconds_path(model_size)
+    try:
+        timings = read_json(path) if path.is_file() else {}
+    except CorruptFileError:
+        return {}
+    return {k: v for k, v in timings.items() if isinstance(v, (int, float))} if isinstance(timings, dict) else {}
 
 
 def _train_and_record(name, model_size):
@@ -278,6 +321,10 @@ def _train_and_record(name, model_size):
 
     record_path = _record_path(name, model_size)
     checkpoint = run_checkpoint(name, model_size)
+    mode, precision = _run_kind(name)
+    if precision == "bf16" and not bf16_run_possible():
+        print(f"  – {name} run: this CPU has no native bf16, so notebook 4 has no bf16 comparison to replay")
+        return
     if record_path.exists():
         try:  # the record, and the very classifier it names, complete: as the replay will check them
             load_prepared_run(name, model_size, quiet=True)
@@ -290,25 +337,27 @@ def _train_and_record(name, model_size):
     loaders = get_spam_dataloaders()
     with contextlib.redirect_stdout(io.StringIO()):  # no test-model banner in the report
         model = build_spam_classifier(model_size, "cpu")
-    cache = TrunkCache(model, name)
+    cache = TrunkCache(model, mode, precision=precision)
     cache.load(trunk_cache_dir())
     torch.manual_seed(123)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LECTURE_SETTINGS["lr"],
                                   weight_decay=LECTURE_SETTINGS["weight_decay"],
-                                  fused=name == "flexible")  # as notebook 4 trains flexible mode
+                                  fused=mode == "flexible")  # as notebook 4 trains flexible mode
     log = io.StringIO()
     start = time.time()
     with contextlib.redirect_stdout(log):
         curves = train_classifier_fast(model, loaders[0], loaders[1], optimizer, "cpu",
                                        num_epochs=LECTURE_SETTINGS["num_epochs"], eval_freq=LECTURE_SETTINGS["eval_freq"],
-                                       eval_iter=LECTURE_SETTINGS["eval_iter"], mode=name, cache=cache)
+                                       eval_iter=LECTURE_SETTINGS["eval_iter"], mode=mode, cache=cache,
+                                       precision=precision)
     seconds = time.time() - start
     training = training_record(model, optimizer, loaders[0], LECTURE_SETTINGS["num_epochs"],
                                LECTURE_SETTINGS["eval_freq"], LECTURE_SETTINGS["eval_iter"], engine=name, seconds=seconds)
     save_classifier(model, checkpoint, max_length=loaders[0].dataset.max_length,
-                    pooling="last" if name == "exact" else "last_real", training=training,
+                    pooling="last" if mode == "exact" else "last_real", training=training,
                     saved_by="python -m helpers prepare")
-    record = {"date": time.strftime("%Y-%m-%d %H:%M"), "seconds": seconds,
+    trunk_seconds = _read_trunk_seconds(model_size).get(name, 0.0)
+    record = {"date": time.strftime("%Y-%m-%d %H:%M"), "seconds": seconds + trunk_seconds, "trunk_seconds": trunk_seconds,
               "checkpoint_sha256": expected_checksum(checkpoint / CHECKPOINT_FILE),
               "log": [line for line in log.getvalue().splitlines() if not line.startswith("Trunk cache")],
               "curves": list(curves)}
@@ -418,7 +467,7 @@ def prepare(model_size=DEFAULT_MODEL, source=None, timing=True, retime=False) ->
     print("  ✓ " + ", ".join(display_path(p) for p in paths.values()))
     print("3/5 the frozen trunk, once per message")
     _build_caches(model_size)
-    print("4/5 training (the fast engine: exact and flexible modes) and deployment measurements")
+    print("4/5 training (the fast engine: exact and flexible modes, flexible in bf16) and deployment measurements")
     for name in RUNS:
         _train_and_record(name, model_size)
     _measure_performance(model_size)

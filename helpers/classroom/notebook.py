@@ -2,10 +2,14 @@
 
 * ``NameError``: a name a cell uses was made by a cell above it that has not run in this kernel (the
   kernel was restarted, or the cells ran out of order).
+* ``WeightsError`` (no GPT-2 weights, for instance): its message alone, which says what to do.
 * ``KeyboardInterrupt`` (Kernel ▸ Interrupt, or ■): the cell stopped where it was; no long traceback
-  from inside PyTorch, just where it stopped and what to do.
+  from inside PyTorch, just where it stopped and what to do. An interrupted training loop says at which
+  step it stopped and hands back what it has: its five lists so far, under the names the cell assigns.
 """
+import ast
 import sys
+import traceback
 
 _HINTS = {
     NameError: ("💡 A name this cell uses is not defined yet. It is made by a cell above, which has not run in "
@@ -18,9 +22,76 @@ STOPPED = ("⏹ Stopped: you interrupted this cell, and it stopped where it was.
            "(a model trained part of the way keeps those steps). Run the cell again to start it over.")
 
 
+RUN = ("train_losses", "val_losses", "train_accs", "val_accs", "examples_seen")  # the loop's return value
+LOOPS = ("train_classifier_simple", "train_classifier_fast")
+
+
+def _stopped_training(tb):
+    """The lecture loop's frame in an interrupt's traceback (``train_classifier_fast`` runs it too), or None."""
+    frames = [frame for frame, _ in traceback.walk_tb(tb)
+              if frame.f_code.co_name == "train_classifier_simple" and all(name in frame.f_locals for name in RUN)]
+    return frames[-1] if frames else None
+
+
+def _assigned_names(cell_source):
+    """The names the cell assigns the loop's return value to (``a, b, c, d, e = train_classifier_simple(...)``)."""
+    try:
+        tree = ast.parse(cell_source)
+    except SyntaxError:
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            func = node.value.func
+            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+            target = node.targets[0]
+            if name in LOOPS and isinstance(target, ast.Tuple) and len(target.elts) == len(RUN) \
+                    and all(isinstance(element, ast.Name) for element in target.elts):
+                return [element.id for element in target.elts]
+    return None
+
+
+def stopped_training_message(shell, tb):
+    """Where an interrupted training run stopped; its five lists so far go to the names the cell assigns
+    them to (so the cells below work on the partial run), or to ``stopped_run``. None if no loop ran."""
+    frame = _stopped_training(tb)
+    if frame is None:
+        return None
+    f = frame.f_locals
+    done = f.get("global_step", -1) + 1
+    try:
+        planned = f["num_epochs"] * len(f["train_loader"])
+    except (KeyError, TypeError):  # a loader without a length
+        planned = None
+    run = tuple(f[name] for name in RUN)
+    names = _assigned_names((shell.user_ns.get("_ih") or [""])[-1])
+    so_far = (f"{len(run[0])} loss evaluations, the accuracy after {len(run[2])} "
+              f"epoch{'s' if len(run[2]) != 1 else ''}")
+    if names:
+        shell.user_ns.update(zip(names, run))
+        where = f"`{', '.join(names)}` hold the run so far ({so_far}); the rest of the cell did not run"
+    else:
+        shell.user_ns["stopped_run"] = run
+        where = (f"`stopped_run` holds the run so far (train_losses, val_losses, train_accs, val_accs, "
+                 f"examples_seen: {so_far})")
+    epoch = f.get("epoch", 0) + 1
+    return (f"⏹ Stopped at step {done}" + (f" of {planned}" if planned else "")
+            + f" (epoch {epoch} of {f.get('num_epochs', '?')}): you interrupted the training. The model keeps "
+            f"those {done} steps, and {where}. "
+            "A checkpoint saved from it records it as stopped early. Run the cell again to train from the start.")
+
+
+def _friendly_errors():
+    """The workbook's own errors whose message is the whole story (what is wrong, what to do): no traceback."""
+    from ..weights import WeightsError
+
+    return (WeightsError,)
+
+
 def _handler(shell, etype, value, tb, tb_offset=None):
     if issubclass(etype, KeyboardInterrupt):  # reported as the cell's error (so Run All stops), in one line
-        return shell._showtraceback(etype, value, [STOPPED])
+        return shell._showtraceback(etype, value, [stopped_training_message(shell, tb) or STOPPED])
+    if issubclass(etype, _friendly_errors()):  # the message, first and alone (the cell still fails)
+        return shell._showtraceback(etype, value, [f"❌ {etype.__name__}: {value}"])
     hint = next((text for kind, text in _HINTS.items() if issubclass(etype, kind)), None)
     if hint:
         print(hint, file=sys.stderr)
@@ -36,6 +107,6 @@ def install_notebook_help(shell=None):
             return False
     if shell is None or getattr(shell, "_workbook_help", False):
         return False
-    shell.set_custom_exc((NameError, KeyboardInterrupt), _handler)
+    shell.set_custom_exc((NameError, KeyboardInterrupt, *_friendly_errors()), _handler)
     shell._workbook_help = True
     return True

@@ -3,7 +3,7 @@ import inspect
 
 #: The tallest a shown source gets on a slide (it scrolls inside its box beyond that), so a long class
 #: still leaves its slide's heading and explanation in view at 1280x720 (tests/test_browser.py checks).
-SOURCE_MAX_HEIGHT_PX = 380
+SOURCE_MAX_HEIGHT_PX = 600
 
 
 class SourceBox:

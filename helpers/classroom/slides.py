@@ -8,6 +8,7 @@ require.js is not needed (see ``templates/offline_slides.html.j2``). Copy the
 whole ``data/slides/`` folder to present from another machine.
 """
 import os
+import re
 import shutil
 import sys
 import tarfile
@@ -118,6 +119,48 @@ def slide_notebooks():
     return sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
 
 
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+WIDGET_NOTE = ("[An interactive widget: it works in a running notebook (JupyterLab, or live slides with RISE), "
+               "not in this static deck.]")
+PROGRESS_BAR = re.compile(r"\d+%\|.*\|\s*\d+/\d+")  # tqdm's text: "Epoch 1:  40%|████      | 52/130 [...]"
+
+
+def for_a_static_deck(nb):
+    """A static deck has no kernel: progress bars (a finished run's stale first frame) are dropped, the log
+    they split is joined again, and other widgets say what they are instead of showing their Python repr."""
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if WIDGET_MIME in data:
+                if PROGRESS_BAR.search(data.get("text/plain", "")):
+                    continue
+                output["data"] = {"text/plain": WIDGET_NOTE}
+            previous = kept[-1] if kept else None
+            if (output.get("output_type") == "stream" and previous is not None
+                    and previous.get("output_type") == "stream" and previous.get("name") == output.get("name")):
+                previous["text"] += output["text"]  # the pieces a progress bar had split: one log again
+                continue
+            kept.append(output)
+        cell["outputs"] = kept
+    return nb
+
+
+def deck_css() -> str:
+    """The deck's sizes: notebooks/rise.css (what RISE shows live), then the static export's own element names."""
+    return (NOTEBOOKS_DIR / "rise.css").read_text(encoding="utf-8") + STATIC_CSS
+
+
+STATIC_CSS = """
+.reveal .jp-InputArea-editor .highlight pre, .reveal .jp-OutputArea-output pre { font-size: 12px; line-height: 1.3; }
+.reveal .jp-CodeCell .jp-InputArea-editor .highlight { max-height: 360px; overflow-y: auto; }  /* the editor is a table cell */
+.reveal .jp-RenderedMarkdown { font-size: 18px; line-height: 1.35; }
+.reveal .jp-RenderedMarkdown p, .reveal .jp-RenderedMarkdown ul, .reveal .jp-RenderedMarkdown table { margin-bottom: 0.6em; }
+"""
+
+
 def build_deck(notebook, out_dir, *, execute=True, timeout=900) -> Path:
     """Execute one notebook (in its folder, a fresh kernel) and write it as an offline reveal.js deck."""
     import nbformat
@@ -136,7 +179,8 @@ def build_deck(notebook, out_dir, *, execute=True, timeout=900) -> Path:
                               + "\n".join(str(exc).strip().splitlines()[-6:])) from exc
     exporter = SlidesExporter(template_file=str(TEMPLATE), reveal_url_prefix=REVEAL_DIR, reveal_number="c/t",
                               reveal_width=str(SLIDE_SIZE[0]), reveal_height=str(SLIDE_SIZE[1]))
-    html, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": notebook.stem}})
+    html, _ = exporter.from_notebook_node(for_a_static_deck(nb),
+                                          resources={"metadata": {"name": notebook.stem}, "workbook_css": deck_css()})
     return atomic_write_bytes(Path(out_dir) / f"{notebook.stem}.slides.html", html.encode("utf-8"))
 
 

@@ -101,9 +101,9 @@ class TrunkCache:
         return len(self.activations)
 
     @classmethod
-    def prepared(cls, model, mode="exact"):
+    def prepared(cls, model, mode="exact", precision="fp32"):
         """A cache filled from ``data/trunk_cache`` when ``python -m helpers prepare`` built one for this trunk."""
-        cache = cls(model, mode)
+        cache = cls(model, mode, precision=precision)
         cache.load(trunk_cache_dir())
         return cache
 

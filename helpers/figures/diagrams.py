@@ -11,7 +11,7 @@ from .plots import _finish
 FROZEN, TRAINABLE, NEW, REMOVED, NEUTRAL = "#C9D3E0", "#F2A65A", "#7FC97F", "#EEEEEE", "#FFFFFF"
 
 
-def _box(ax, x, y, w, h, text, color, fontsize=9, **kwargs):
+def _box(ax, x, y, w, h, text, color, fontsize=12, **kwargs):
     ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.02,rounding_size=0.08",
                                 facecolor=color, edgecolor="#333333", linewidth=1, **kwargs))
     ax.text(x, y, text, ha="center", va="center", fontsize=fontsize)
@@ -44,17 +44,17 @@ def plot_model_surgery(model, vocab_size=50257, save_path=None):
     """
     blocks = list(model.trf_blocks)
     emb_dim, num_classes = model.cfg["emb_dim"], model.out_head.out_features
-    shown = blocks if len(blocks) <= 6 else [*blocks[:2], None, *blocks[-3:]]  # None: the elided middle
+    shown = blocks if len(blocks) <= 4 else [blocks[0], None, *blocks[-2:]]  # None: the elided middle
     rows = [("token + position embeddings", model.tok_emb, None)]
     for block in shown:
         if block is None:
-            first, last = 3, len(blocks) - 3
-            rows.append((f"⋮  blocks {first}–{last}  ⋮", None, blocks[2]))
+            first, last = 2, len(blocks) - 2
+            rows.append((f"⋮  blocks {first}–{last}  ⋮", None, blocks[1]))
         else:
             rows.append((f"transformer block {blocks.index(block) + 1}", block, None))
     rows += [("final LayerNorm", model.final_norm, None), (f"new head: Linear({emb_dim} → {num_classes})", model.out_head, None)]
 
-    fig, ax = plt.subplots(figsize=(8, 0.52 * (len(rows) + 1) + 1.0))
+    fig, ax = plt.subplots(figsize=(11, min(5.8, 0.62 * (len(rows) + 1.6))))
     _blank(ax, 10, len(rows) + 1.6)
     for i, (label, module, stand_in) in enumerate(rows):
         y = 0.6 + i
@@ -62,43 +62,43 @@ def plot_model_surgery(model, vocab_size=50257, save_path=None):
         trains = _trains(module if module is not None else stand_in)
         color = NEW if is_head else (TRAINABLE if trains else FROZEN)
         detail = "" if module is None else f"   ({_count(module)} parameters)"
-        _box(ax, 3.4, y, 5.6, 0.7, label + detail, color, fontsize=8.5)
-        ax.text(6.4, y, "trains" if trains else "frozen", va="center", fontsize=8.5,
+        _box(ax, 3.4, y, 5.6, 0.72, label + detail, color)
+        ax.text(6.4, y, "trains" if trains else "frozen", va="center", fontsize=12,
                 color="#B35900" if trains else "#555555", weight="bold" if trains else "normal")
         if i:
             _arrow(ax, (3.4, y - 0.65), (3.4, y - 0.35))
     head_y = 0.6 + len(rows) - 1
-    _box(ax, 8.4, head_y + 1.0, 2.9, 0.75, f"GPT-2's head, removed\nLinear({emb_dim} → {vocab_size:,})", REMOVED,
-         fontsize=8, linestyle="--")
+    _box(ax, 8.5, head_y + 0.95, 2.9, 0.95, f"GPT-2's head, removed\nLinear({emb_dim} → {vocab_size:,})", REMOVED,
+         linestyle="--")
     _arrow(ax, (7.4, head_y + 0.85), (6.25, head_y + 0.2), linestyle="--")
-    ax.text(6.6, head_y + 0.75, "replaced by", fontsize=8, color="#C0392B", ha="right")
-    ax.set_title("Model surgery: freeze the pretrained trunk, train the top, swap the head", fontsize=10)
+    ax.text(6.6, head_y + 0.75, "replaced by", fontsize=12, color="#C0392B", ha="right")
+    ax.set_title("Model surgery: freeze the pretrained trunk, train the top, swap the head", fontsize=13)
     return _finish(fig, save_path)
 
 
 def plot_pipeline(example="WIN a free cruise!", tokenizer=None, max_length=120, save_path=None):
     """From a raw SMS to a prediction, one box per step, with the example's values where they are known."""
     ids = tokenizer.encode(example) if tokenizer is not None else None
-    ids_text = ("[" + ", ".join(map(str, ids[:3])) + (", …]" if len(ids) > 3 else "]")) if ids else "[token ids]"
+    ids_text = ("[" + ", ".join(map(str, ids[:2])) + (", …]" if len(ids) > 2 else "]")) if ids else "[token ids]"
     n_real = len(ids) if ids else "n"
     steps = [
-        (f"raw SMS\n“{example[:20]}{'…' if len(example) > 20 else ''}”", NEUTRAL),
-        (f"tokenize (GPT-2 BPE)\n{ids_text}", NEUTRAL),
-        (f"pad to {max_length} tokens\n{n_real} real + padding", NEUTRAL),
+        (f"raw SMS\n“{example[:12]}{'…' if len(example) > 12 else ''}”", NEUTRAL),
+        (f"tokenize\n(GPT-2 BPE)\n{ids_text}", NEUTRAL),
+        (f"pad to {max_length}\ntokens:\n{n_real} real", NEUTRAL),
         ("GPT-2 trunk\n(frozen)", FROZEN),
-        ("last block, norm\n(trained)", TRAINABLE),
-        ("new head\nlast token → 2 logits", NEW),
-        ("softmax → argmax\nham / spam", NEUTRAL),
+        ("last block,\nnorm\n(trained)", TRAINABLE),
+        ("new head:\nlast token\n→ 2 logits", NEW),
+        ("softmax,\nargmax:\nham / spam", NEUTRAL),
     ]
-    fig, ax = plt.subplots(figsize=(10.5, 2.1))  # narrow enough to stay legible when scaled to a slide
+    fig, ax = plt.subplots(figsize=(12.4, 2.8))
     _blank(ax, 12, 2)
     width = 12 / len(steps)
     for i, (text, color) in enumerate(steps):
         x = width * (i + 0.5)
-        _box(ax, x, 1.0, width * 0.88, 1.2, text, color, fontsize=7.8)
+        _box(ax, x, 1.0, width * 0.88, 1.6, text, color)
         if i:  # from the previous box's right edge to this box's left edge
             _arrow(ax, (x - width * 0.56, 1.0), (x - width * 0.44, 1.0))
-    ax.set_title("The pipeline: from a raw message to a prediction", fontsize=10)
+    ax.set_title("The pipeline: from a raw message to a prediction", fontsize=13)
     return _finish(fig, save_path)
 
 
@@ -109,10 +109,10 @@ def plot_training_loop(save_path=None):
              "3. loss.backward()\ngradients of the trainable weights",
              "4. optimizer.step()\nAdamW updates the weights"]
     places = [(2.5, 3.3), (6.5, 3.3), (6.5, 1.0), (2.5, 1.0)]
-    fig, ax = plt.subplots(figsize=(9, 3.6))
-    _blank(ax, 11.5, 4.3)
+    fig, ax = plt.subplots(figsize=(12.4, 5.2))
+    _blank(ax, 11.7, 4.3)
     for text, (x, y) in zip(moves, places):
-        _box(ax, x, y, 3.3, 1.1, text, TRAINABLE if "step" in text else NEUTRAL, fontsize=8.5)
+        _box(ax, x, y, 3.5, 1.1, text, TRAINABLE if "step" in text else NEUTRAL)
     for (x0, y0), (x1, y1) in zip(places, places[1:] + places[:1]):
         if y0 == y1:
             sign = 1 if x1 > x0 else -1
@@ -120,10 +120,10 @@ def plot_training_loop(save_path=None):
         else:
             sign = 1 if y1 > y0 else -1
             _arrow(ax, (x0, y0 + sign * 0.6), (x1, y1 - sign * 0.6))
-    ax.text(4.5, 2.15, "for every batch\nof 8 messages", ha="center", va="center", fontsize=9, style="italic")
-    _box(ax, 9.9, 2.15, 2.9, 2.6, "every eval_freq steps:\nloss on eval_iter batches\n(train and val)\n\n"
-         "after every epoch:\naccuracy on eval_iter\nbatches", FROZEN, fontsize=8)
-    ax.set_title("One training step, four moves", fontsize=10)
+    ax.text(4.5, 2.15, "for every batch\nof 8 messages", ha="center", va="center", fontsize=12, style="italic")
+    _box(ax, 10.0, 2.15, 2.9, 3.4, "every eval_freq\nsteps: loss on\neval_iter batches\n(train and val)\n\n"
+         "after every epoch:\naccuracy on\neval_iter batches", FROZEN)
+    ax.set_title("One training step, four moves", fontsize=13)
     return _finish(fig, save_path)
 
 
@@ -138,14 +138,14 @@ LLM_STAGES = (
 
 def plot_llm_stages(current="8 classification fine-tuning", save_path=None):
     """The three stages of building an LLM, with this lecture's step (``current``) highlighted."""
-    fig, ax = plt.subplots(figsize=(10, 3.4))
+    fig, ax = plt.subplots(figsize=(12.4, 4.4))
     _blank(ax, 10, 3.4)
     for column, (title, steps) in enumerate(LLM_STAGES):
         x = 1.7 + column * 3.3
-        ax.text(x, 3.15, title, ha="center", va="center", fontsize=10, weight="bold")
+        ax.text(x, 3.15, title, ha="center", va="center", fontsize=13, weight="bold")
         for row, step in enumerate(steps):
             color = TRAINABLE if step == current else (NEW if column == 2 else FROZEN)
-            _box(ax, x, 2.55 - row * 0.62, 2.9, 0.46, step + ("  ← this lecture" if step == current else ""), color)
+            _box(ax, x, 2.55 - row * 0.62, 2.9, 0.5, step + ("\n← this lecture" if step == current else ""), color)
         if column < 2:
             _arrow(ax, (x + 1.5, 1.9), (x + 1.8, 1.9))
     return _finish(fig, save_path)

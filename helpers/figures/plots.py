@@ -9,15 +9,36 @@ HAM_COLOR, SPAM_COLOR = "#4C72B0", "#DD8452"
 
 
 TEST_MODEL_STAMP = "TEST MODEL: random weights, not GPT-2's results"
+#: Sized for a 1280x720 slide: no figure is larger than this (inches at 100 dpi: 1240 x 580 px, the room a
+#: figure gets on a slide, notebooks/rise.css), so it is shown unscaled, and no text is smaller than
+#: MIN_FONT_PT (12 pt at 100 dpi: about 17 px on the slide). tests/test_figures.py checks every figure.
+MAX_FIGSIZE = (12.4, 5.8)
+MIN_FONT_PT = 12
+
+
+def _legible(fig):
+    """Raise every text of ``fig`` below MIN_FONT_PT (tick labels, legends, annotations) to MIN_FONT_PT."""
+    from matplotlib.text import Text
+
+    for ax in fig.axes:  # tick labels are made anew when drawn: set their size on the axes
+        for axis, name in ((ax.xaxis, "x"), (ax.yaxis, "y")):
+            labels = axis.get_ticklabels()
+            if not labels or labels[0].get_fontsize() < MIN_FONT_PT:
+                ax.tick_params(axis=name, which="both", labelsize=MIN_FONT_PT)
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.get_offset_text().set_fontsize(max(MIN_FONT_PT, axis.get_offset_text().get_fontsize()))
+    for text in fig.findobj(Text):
+        if text.get_text() and text.get_fontsize() < MIN_FONT_PT:
+            text.set_fontsize(MIN_FONT_PT)
 
 
 def _finish(fig, save_path, from_a_model=False):
     """Lay out and save ``fig``; a figure of a model's results made with the test model says so on its face."""
+    _legible(fig)
     stamp = from_a_model and test_model_enabled()
-    fig.tight_layout(rect=(0, 0.05, 1, 1) if stamp else None)  # room below for the stamp
-    if stamp:
-        fig.text(0.99, 0.01, TEST_MODEL_STAMP, ha="right", va="bottom", fontsize=9, color="#B22222",
-                 weight="bold", alpha=0.85)
+    if stamp:  # in the title, above the figure's own titles
+        fig.suptitle(TEST_MODEL_STAMP, fontsize=12, color="#B22222", weight="bold")
+    fig.tight_layout()
     if save_path is not None:  # atomically; an unwritable folder or a full disk is a StorageError naming the file
         write_atomically(save_path, writer=lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     return fig
@@ -28,7 +49,7 @@ def plot_class_counts(before, after, save_path=None):
 
     ``before`` and ``after`` map a label name to its count, e.g. ``{"ham": 4825, "spam": 747}``.
     """
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), sharey=True)
     for ax, counts, title in zip(axes, (before, after), ("Full collection", "After balancing")):
         names = list(counts)
         bars = ax.bar(names, [counts[n] for n in names], color=[HAM_COLOR, SPAM_COLOR][: len(names)])
@@ -42,7 +63,7 @@ def plot_class_counts(before, after, save_path=None):
 
 def plot_token_lengths(lengths, max_length, labels=None, save_path=None):
     """Histogram of messages' token counts, with the padding length marked."""
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig, ax = plt.subplots(figsize=(9, 3.8))
     lengths = np.asarray(lengths)
     bins = np.arange(0, max(int(lengths.max()), max_length) + 5, 5)  # edges 0, 5, …, up to 120 for the lecture
     if labels is None:
@@ -65,11 +86,11 @@ def plot_padded_batch(input_batch, pad_token_id=50256, labels=None, save_path=No
     """One batch drawn as a grid: each row a message, real tokens coloured, padding grey."""
     ids = np.asarray(input_batch)
     is_pad = ids == pad_token_id
-    fig, ax = plt.subplots(figsize=(9, 0.35 * len(ids) + 1.2))
+    fig, ax = plt.subplots(figsize=(11, min(5.8, 0.42 * len(ids) + 1.6)))
     ax.imshow(np.where(is_pad, 0.0, 1.0), aspect="auto", cmap="Greys", vmin=-0.3, vmax=1.3, interpolation="nearest")
     for row, n_real in enumerate((~is_pad).sum(axis=1)):
         ax.text(ids.shape[1] - 1, row, f"{n_real} tokens + {ids.shape[1] - n_real} padding", va="center",
-                ha="right", fontsize=8, color="black")
+                ha="right", color="black", bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85})
     ytick_labels = [f"msg {i}" + ("" if labels is None else f" ({('ham', 'spam')[int(labels[i])]})") for i in range(len(ids))]
     ax.set_yticks(range(len(ids)), ytick_labels)
     ax.set_xlabel(f"token position (0 … {ids.shape[1] - 1}); dark = real token, light = <|endoftext|> padding")
@@ -86,7 +107,8 @@ def plot_causal_mask(tokens, save_path=None):
     allowed = np.tril(np.ones((n, n)))
     shade = allowed.copy()
     shade[-1] = np.where(allowed[-1] > 0, 2.0, 0.0)
-    fig, ax = plt.subplots(figsize=(1.1 * n + 2.2, 0.9 * n + 1.2))
+    cell = min(0.8, 3.6 / n)  # inches per token: the whole grid fits a slide
+    fig, ax = plt.subplots(figsize=(cell * n + 4.0, cell * n + 2.0))
     ax.imshow(shade, cmap=plt.matplotlib.colors.ListedColormap(["#f2f2f2", HAM_COLOR, SPAM_COLOR]),
               vmin=0, vmax=2, interpolation="nearest")
     for i in range(n):
@@ -109,7 +131,7 @@ def plot_values(epochs_seen, examples_seen, train_values, val_values, label="los
     Both axes start at 0, so a loss plot and an accuracy plot of the same run share their epoch axis;
     every measurement is drawn as a point, so even a single epoch's accuracy is visible.
     """
-    fig, ax1 = plt.subplots(figsize=(6, 3.5))
+    fig, ax1 = plt.subplots(figsize=(8, 4.2))
     ax1.plot(epochs_seen, train_values, marker="o", markersize=3, label=f"Training {label}", color=HAM_COLOR)
     ax1.plot(epochs_seen, val_values, marker="s", markersize=3, linestyle="-.", label=f"Validation {label}",
              color=SPAM_COLOR)
@@ -126,7 +148,7 @@ def plot_values(epochs_seen, examples_seen, train_values, val_values, label="los
 def plot_confusion_matrix(matrix, class_names=("ham", "spam"), title="Confusion matrix", save_path=None):
     """The confusion matrix as a labelled grid: rows actual, columns predicted."""
     matrix = np.asarray(matrix)
-    fig, ax = plt.subplots(figsize=(4.2, 3.8))
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
     ax.imshow(matrix, cmap="Blues")
     for i in range(matrix.shape[0]):
         for j in range(matrix.shape[1]):
@@ -140,7 +162,7 @@ def plot_confusion_matrix(matrix, class_names=("ham", "spam"), title="Confusion 
 
 def plot_performance(table, save_path=None):
     """float32, int8 (and bf16) side by side: size on disk, latency and throughput (from ``compare_fp32_int8``)."""
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+    fig, axes = plt.subplots(1, 3, figsize=(12.4, 4.4))
     names = list(table.index)
     colors = [HAM_COLOR, SPAM_COLOR, "#7f7f7f"][:len(names)]
     bars = axes[0].bar([name.replace(" (", "\n(") for name in names], table["size on disk (MB)"], color=colors)
@@ -175,7 +197,7 @@ def _human(number):
 
 def plot_strategies(table, save_path=None):
     """Test accuracy, training time and trainable parameters of each fine-tuning strategy (log scales)."""
-    fig, axes = plt.subplots(1, 3, figsize=(13, 0.45 * len(table) + 1.6), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(12.4, min(5.8, 0.42 * len(table) + 1.6)), sharey=True)
     names = list(table.index)
     is_baseline = ["bag of words" in name for name in names]
     colors = [SPAM_COLOR if baseline else HAM_COLOR for baseline in is_baseline]
@@ -184,9 +206,10 @@ def plot_strategies(table, save_path=None):
     for ax, (column, title, log) in zip(axes, columns):
         values = table[column].astype(float)
         bars = ax.barh(names, values, color=colors)
-        ax.bar_label(bars, fmt="{:.1%}" if column == "test accuracy" else _human, padding=3, fontsize=8)
+        ax.bar_label(bars, fmt="{:.1%}" if column == "test accuracy" else _human, padding=3)
         if log:
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(plt.NullFormatter())  # 10^k labels only: minor ones overlap
         else:
             ax.set_xlim(0, 1.15)
         ax.set_title(title)
@@ -207,22 +230,23 @@ def plot_transfer_learning(table, save_path=None):
     missing = [row for row in rows.values() if row not in table.index]
     if missing:
         raise ValueError(f"the table lacks the rows {missing}: run those strategies first")
-    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    fig, ax = plt.subplots(figsize=(9, 4.6))
     names = list(rows)
     positions = np.arange(len(names))
     for offset, column, color in ((-0.2, "validation accuracy", HAM_COLOR), (0.2, "test accuracy", SPAM_COLOR)):
         values = [table.loc[rows[name], column] * 100 for name in names]
         bars = ax.bar(positions + offset, values, width=0.38, color=color, label=f"{column}, this run")
-        ax.bar_label(bars, fmt="{:.1f}", fontsize=8)
+        ax.bar_label(bars, fmt="{:.1f}")
     published = [c for c in table.columns if c.startswith("published test accuracy")]
     if published:
         values = [table.loc[rows[name], published[0]] * 100 for name in names]
         ax.scatter(positions + 0.2, values, marker="_", s=900, color="black", zorder=3,
                    label="published test accuracy (another split)")
     ax.set_xticks(positions, names)
-    ax.set_ylim(0, 115)
+    ax.set_ylim(0, 145)  # the legend sits above 100 %, clear of the bars
+    ax.set_yticks(range(0, 101, 20))
     ax.set_ylabel("accuracy (%)")
-    ax.set_title("The same recipe, with and without pretraining", fontsize=10)
-    ax.legend(loc="lower center", fontsize=7)
+    ax.set_title("The same recipe, with and without pretraining")
+    ax.legend(loc="upper center", frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
     return _finish(fig, save_path, from_a_model=True)
