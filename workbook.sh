@@ -27,8 +27,9 @@ step() {  # step "what" command...: run quietly into $LOG, say done or show why 
   fi
 }
 
-index_answers() {  # does PyTorch's CPU index answer within seconds? (pip asks, with its own proxy and certificates)
-  "$PY" -m pip index versions torch --index-url "$1" --timeout 5 --retries 0 >>"$LOG" 2>&1
+index_answers() {  # does PyTorch's CPU index answer within seconds? pip asks (its own certificates, the
+  # proxy in the environment), --isolated so that no other index or wheel folder configured for pip answers instead
+  "$PY" -m pip --isolated index versions torch --index-url "$1" --timeout 5 --retries 0 >>"$LOG" 2>&1
 }
 
 setup() {

@@ -80,7 +80,8 @@ def toy_loaders():
 def test_every_strategy_trains_what_it_says(name, monkeypatch, capsys):
     monkeypatch.setenv("WORKBOOK_TEST_MODEL", "1")
     row = run_strategy(name, toy_loaders(), num_epochs=2)
-    assert set(row) == {"strategy", "trainable parameters", "training time (s)", "validation accuracy", "test accuracy"}
+    assert set(row) == {"strategy", "epochs", "trainable parameters", "training time (s)", "validation accuracy",
+                        "test accuracy"} and row["epochs"] == 2
     assert 0 <= row["validation accuracy"] <= 1 and 0 <= row["test accuracy"] <= 1
     counts = {n: run["trainable parameters"] for n, run in [(name, row)]}
     if name in ("all layers", "random weights, all layers (no pretraining)"):

@@ -155,7 +155,7 @@ def deck_css() -> str:
 
 STATIC_CSS = """
 .reveal .jp-InputArea-editor .highlight pre, .reveal .jp-OutputArea-output pre { font-size: 12px; line-height: 1.3; }
-.reveal .jp-CodeCell .jp-InputArea-editor .highlight { max-height: 360px; overflow-y: auto; }  /* the editor is a table cell */
+.reveal .jp-CodeCell .jp-InputArea-editor .highlight { max-height: 320px; overflow-y: auto; }  /* the editor is a table cell */
 .reveal .jp-RenderedMarkdown { font-size: 18px; line-height: 1.35; }
 .reveal .jp-RenderedMarkdown p, .reveal .jp-RenderedMarkdown ul, .reveal .jp-RenderedMarkdown table { margin-bottom: 0.6em; }
 """
