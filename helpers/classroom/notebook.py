@@ -64,7 +64,7 @@ def stopped_training_message(shell, tb):
         planned = None
     run = tuple(f[name] for name in RUN)
     names = _assigned_names((shell.user_ns.get("_ih") or [""])[-1])
-    so_far = (f"{len(run[0])} loss evaluations, the accuracy after {len(run[2])} "
+    so_far = (f"{len(run[0])} loss evaluation{'s' if len(run[0]) != 1 else ''}, the accuracy after {len(run[2])} "
               f"epoch{'s' if len(run[2]) != 1 else ''}")
     if names:
         shell.user_ns.update(zip(names, run))
