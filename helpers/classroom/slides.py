@@ -149,13 +149,12 @@ def for_a_static_deck(nb):
 
 
 def deck_css() -> str:
-    """The deck's sizes: notebooks/rise.css (what RISE shows live), then the static export's own element names."""
+    """The deck's sizes: notebooks/rise.css (what RISE shows live, the static export's element names too), then
+    the deck's smaller markdown (reveal.js's theme sets it larger than JupyterLab does)."""
     return (NOTEBOOKS_DIR / "rise.css").read_text(encoding="utf-8") + STATIC_CSS
 
 
 STATIC_CSS = """
-.reveal .jp-InputArea-editor .highlight pre, .reveal .jp-OutputArea-output pre { font-size: 12px; line-height: 1.3; }
-.reveal .jp-CodeCell .jp-InputArea-editor .highlight { max-height: 320px; overflow-y: auto; }  /* the editor is a table cell */
 .reveal .jp-RenderedMarkdown { font-size: 18px; line-height: 1.35; }
 .reveal .jp-RenderedMarkdown p, .reveal .jp-RenderedMarkdown ul, .reveal .jp-RenderedMarkdown table { margin-bottom: 0.6em; }
 """
