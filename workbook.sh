@@ -48,6 +48,8 @@ setup() {
       "$PY" -m pip install --progress-bar off "${torch_spec:-torch}" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
   fi
   step "Installing the workbook's packages ($1)" "$PY" -m pip install --progress-bar off -r "$1"
+  # kernels load the notebook help at start, RISE's shortcuts spare text boxes, nbconvert exports accessibly
+  "$PY" -m helpers setup-jupyter >>"$LOG" 2>&1 || echo "Note: could not configure Jupyter for the workbook (see $LOG)."
 }
 
 case "${1:-}" in

@@ -103,6 +103,7 @@ from .classroom.checkpoint import (
 )
 from .classroom.instructor import (
     PrepareError,
+    instructor_mode_for_training,
     load_prepared_run,
     prepare,
     prepared_performance,
@@ -129,6 +130,7 @@ from .figures.plots import (
     plot_confusion_matrix,
     plot_padded_batch,
     plot_performance,
+    plot_pretraining_effect,
     plot_strategies,
     plot_token_lengths,
     plot_transfer_learning,

@@ -1,8 +1,8 @@
 """Accuracy, loss and the fine-tuning loop, as on the slides: always on the last token's logits."""
 import torch
-from tqdm.auto import tqdm
 
 from .classifier import check_classifier
+from .storage.progress import progress
 
 
 def check_evaluation_inputs(data_loader, model, num_batches):
@@ -93,9 +93,23 @@ def evaluate_model(model, train_loader, val_loader, device, eval_iter):
     return train_loss, val_loss
 
 
-def progress_bar(data_loader, desc):
-    """One pass over ``data_loader`` behind a progress bar (one iterator: one shuffle, as without the bar)."""
-    return tqdm(iter(data_loader), total=len(data_loader), desc=desc, leave=False, unit="step")
+_RUN = {"bar": None}  # the training run's one progress bar, shared by its epochs
+
+
+def progress_bar(data_loader, epoch, num_epochs):
+    """One pass over ``data_loader`` (one iterator: one shuffle, as without the bar), counted on the run's single
+    progress bar: "Epoch 2/5", the steps of the whole run, and the time left as measured on this machine."""
+    bar = _RUN["bar"]
+    if epoch == 0 or bar is None or bar.disable:  # a new run: a new bar (an interrupted run's old one goes)
+        if bar is not None:
+            bar.close()
+        bar = _RUN["bar"] = progress(total=num_epochs * len(data_loader), unit="step", leave=False)
+    bar.set_description(f"Epoch {epoch + 1}/{num_epochs}", refresh=False)
+    for batch in data_loader:
+        yield batch
+        bar.update()
+    if epoch == num_epochs - 1:
+        bar.close()
 
 
 def train_classifier_simple(model, train_loader, val_loader, optimizer, device, num_epochs, eval_freq, eval_iter):
@@ -109,7 +123,7 @@ def train_classifier_simple(model, train_loader, val_loader, optimizer, device, 
     for epoch in range(num_epochs):
         model.train()  # Set model to training mode
 
-        for input_batch, target_batch in progress_bar(train_loader, f"Epoch {epoch + 1}"):
+        for input_batch, target_batch in progress_bar(train_loader, epoch, num_epochs):
             optimizer.zero_grad()  # Reset loss gradients from the previous batch iteration
             loss = calc_loss_batch(input_batch, target_batch, model, device)
             loss.backward()  # Calculate loss gradients

@@ -8,6 +8,7 @@ environment variable ``WORKBOOK_TEST_MODEL=1``. It is announced loudly wherever 
 nothing ever falls back to it silently.
 """
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -49,27 +50,38 @@ def test_model_enabled() -> bool:
     return env_flag(ENV_TEST_MODEL)
 
 
+_BANNER_SHOWN = set()  # where the banner has been printed in this process: once in a notebook is enough
+
+
 def print_test_model_banner(file=None):
+    """The test model's banner, once per process and stream (a notebook's kernel shows it once)."""
+    stream = file or sys.stdout
+    if id(stream) in _BANNER_SHOWN:
+        return
+    _BANNER_SHOWN.add(id(stream))
     lines = [line.format(env=ENV_TEST_MODEL) for line in TEST_MODEL_NOTICE]
     width = max(map(len, lines)) + 4
     box = ["╔" + "═" * width + "╗", *("║  " + line.ljust(width - 2) + "║" for line in lines), "╚" + "═" * width + "╝"]
     print("\n".join(box), file=file)
 
 
-def test_model_note(with_gpt2):
-    """Under a result the test model makes meaningless, say so, and what GPT-2 gives (``with_gpt2``).
-
-    Prints one line with the test model (``WORKBOOK_TEST_MODEL=1``), nothing with GPT-2."""
+def test_model_note(what):
+    """Directly under a result the test model makes meaningless: one short line saying so (``what``: what it is,
+    and what GPT-2 gives instead). Prints nothing with GPT-2; with the test model (``WORKBOOK_TEST_MODEL=1``),
+    e.g. "⚠ Test model: this verdict is noise; the lecture's GPT-2 classifier calls it spam."."""
     if test_model_enabled():
-        print(f"⚠ TEST MODEL (random weights): the result above is noise, not the lesson. With GPT-2: {with_gpt2}")
+        print(f"⚠ Test model: {what}")
 
 
 def build_test_model(seed=123) -> GPTModel:
-    """The tiny random test model (context 128 ≥ the 120 tokens we pad to). Prints the banner and its
-    configuration, which is not the GPT-2 configuration a notebook may have printed before."""
-    print_test_model_banner()
-    shown = ", ".join(f"{key} {TEST_MODEL_CONFIG[key]}" for key in ("emb_dim", "n_layers", "n_heads", "context_length"))
-    print(f"Its configuration: {shown} (GPT-2 small: emb_dim 768, n_layers 12, n_heads 12, context_length 1024).")
+    """The tiny random test model (context 128 ≥ the 120 tokens we pad to). The first one built in this process
+    prints the banner and its configuration, which is not the GPT-2 configuration a notebook may have printed."""
+    if id(sys.stdout) not in _BANNER_SHOWN:
+        print_test_model_banner()
+        shown = ", ".join(f"{key} {TEST_MODEL_CONFIG[key]}" for key in ("emb_dim", "n_layers", "n_heads",
+                                                                         "context_length"))
+        print(f"Its configuration: {shown} (GPT-2 small: emb_dim 768, n_layers 12, n_heads 12, "
+              "context_length 1024).")
     torch.manual_seed(seed)
     model = GPTModel(TEST_MODEL_CONFIG)
     model.is_test_model = True

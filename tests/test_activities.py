@@ -664,7 +664,7 @@ def test_activity_2_skeleton_as_handed_out_is_not_attempted(paths, tokenizer, ca
 
 # --------------------------------------------------------------------------- answers come after the checks
 ANSWERS = {  # activity: (its notebook, the helpers whose code is the activity's answer)
-    1: ("01_dataset.ipynb", ["create_balanced_dataset"]),
+    1: ("01_dataset.ipynb", ["create_balanced_dataset", "random_split"]),
     2: ("02_dataloaders.ipynb", ["SpamDataset", "create_dataloaders"]),
     3: ("04_training.ipynb", ["calc_accuracy_loader", "calc_loss_batch", "calc_loss_loader"]),
 }
@@ -686,3 +686,29 @@ def test_no_activity_shows_its_answer_before_its_check(activity):
         assert all(i > check for i in shown), f"{name}: {answer}'s code is shown in cell {shown[0]}, before the check ({check})"
         heading = max(i for i in range(check, shown[0]) if cells[i]["cell_type"] == "markdown")
         assert re.search(r"compare yours", sources[heading], re.I), f"{name}: no 'compare yours' heading above {answer}"
+
+
+def test_activity_4_and_the_widget_say_the_test_models_verdicts_are_noise(tokenizer, capsys):
+    """With the test model, no question invites students to read meaning into random verdicts (issue 33)."""
+    from helpers import spam_checker
+
+    model = Says(tokenizer)
+    model.is_test_model = True
+    check_activity_4(["Free prize, call now", "WIN a cruise"], ["see you at 7"], model=model, tokenizer=tokenizer,
+                     device="cpu", max_length=120)
+    out = capsys.readouterr().out
+    assert "its verdicts are noise" in out and "What do the messages it disagreed with" not in out
+    verdict = spam_checker(model, tokenizer, "cpu", 120, initial_text="WIN a cruise").children[2].value
+    assert "Spam" in verdict and "this verdict is noise" in verdict
+    model.is_test_model = False
+    assert "noise" not in spam_checker(model, tokenizer, "cpu", 120, initial_text="WIN a cruise").children[2].value
+
+
+def test_notebook_1_leaves_the_imbalance_question_to_the_students():
+    """Activity 1 asks what accuracy an always-"ham" model gets: the notebook answers it (87 %) only after the check."""
+    import json
+
+    cells = json.loads((PROJECT_ROOT / "notebooks" / "01_dataset.ipynb").read_text())["cells"]
+    sources = ["".join(cell["source"]) for cell in cells]
+    check = next(i for i, s in enumerate(sources) if "check_activity_1(" in s)
+    assert all("87 %" not in s for s in sources[:check]) and any("87 %" in s for s in sources[check:])

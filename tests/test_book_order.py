@@ -219,10 +219,10 @@ def test_compare_with_book_shows_the_difference(monkeypatch):
 def test_compare_log_with_book_lines_up_evaluations(monkeypatch):
     monkeypatch.setenv("WORKBOOK_TEST_MODEL", "0")
     table = compare_log_with_book([2.153, 0.6], [2.4, 0.637], [0.7], [0.75])
-    assert table.loc["step   0: train loss", "difference"] == 0
-    assert table.loc["step   0: val loss", "difference"] == pytest.approx(0.008)
-    assert table.loc["epoch 1: val accuracy (%)"].tolist() == [72.5, 75.0, 2.5]
-    assert len(table) == 2 * 2 + 2  # only what this (short) run logged
+    assert table.loc["step 0: loss"].tolist() == [2.153, 2.153, 2.392, 2.4, pytest.approx(0.008)]
+    assert table.loc["epoch 1: accuracy (%)"].tolist() == [70.0, 70.0, 72.5, 75.0, 2.5]
+    assert len(table) == 2 + 1  # only what this (short) run logged
+    assert len(compare_log_with_book([], [], [], [])) == 0  # stopped before the first evaluation: no rows
 
 
 def test_with_the_test_model_there_is_no_comparison(monkeypatch, capsys):

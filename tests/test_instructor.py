@@ -185,11 +185,12 @@ def test_every_notebook_converts_to_slides(notebook):
 
     nb = nbformat.read(notebook, as_version=4)
     html, _ = SlidesExporter().from_notebook_node(nb)
-    sections = sum(cell.metadata.get("slideshow", {}).get("slide_type") == "slide" for cell in nb.cells)
-    headings = sum(cell.cell_type == "markdown" and cell.source.lstrip("-\n ").startswith(("# ", "## "))
-                   for cell in nb.cells)
-    assert sections == headings >= 3
-    assert html.count("<section") >= sections
+    types = [cell.metadata.get("slideshow", {}).get("slide_type") for cell in nb.cells]
+    headings = [cell.cell_type == "markdown" and cell.source.lstrip("-\n ").startswith(("# ", "## "))
+                for cell in nb.cells]
+    assert sum(headings) >= 3 and all(t == "slide" for t, h in zip(types, headings) if h)  # a heading opens a slide
+    assert set(types) <= {"slide", "-"}  # no sub-slides: → reaches every slide
+    assert html.count("<section") >= types.count("slide")
     assert "reveal" in html.lower()
 
 

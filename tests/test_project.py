@@ -169,17 +169,43 @@ def test_the_docs_name_only_files_that_exist():
             assert (PROJECT_ROOT / name.rstrip("/")).exists(), f"{doc} names {name}, which does not exist"
 
 
-def test_every_notebook_says_how_long_it_takes_as_the_readme_does():
-    """Each notebook's first cell gives its time budget; its test-model time is the README table's."""
-    readme = (PROJECT_ROOT / "README.md").read_text()
-    table = readme[readme.index("### How long each takes"):]
-    rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
-            for line in table.splitlines() if re.match(r"\| 0\d \|", line)}
+def test_every_time_is_stated_once_in_docs_time_budget_and_rendered_from_it():
+    """One number for one fact: each notebook's first cell and README's table are rendered from
+    docs/time_budget.json (tools/time_budget.py --write), one line per audience."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("time_budget", PROJECT_ROOT / "tools" / "time_budget.py")
+    time_budget = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(time_budget)
+    budget = time_budget.load_budget()
     notebooks = sorted((PROJECT_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    assert sorted(rows) == [path.name[:2] for path in notebooks]
+    assert sorted(budget["notebooks"]) == [path.name[:2] for path in notebooks]
     for path in notebooks:
         first = "".join(json.loads(path.read_text())["cells"][0]["source"])
-        assert "⏱ **Time.**" in first, f"{path.name}: its first cell does not say how long it takes"
-        test_model = rows[path.name[:2]][2]
-        assert f"**{test_model}** with the test model" in first, (path.name, test_model)
-        assert "GPT-2 small on a" in first and "laptop" in first and "GPU" in first, path.name
+        block = time_budget.notebook_time_block(path.name[:2], budget)
+        assert block in first, f"{path.name}: its time lines are not docs/time_budget.json's (tools/time_budget.py --write)"
+        assert ["laptop CPU", "test model", "instructor mode"] == [re.search(r"(laptop CPU|test model|instructor mode)",
+                                                                             line)[1] for line in block.splitlines()[1:]]
+    assert time_budget.readme_time_table(budget) in (PROJECT_ROOT / "README.md").read_text()
+    for path in notebooks:  # no other time in a notebook's prose contradicts them: they refer to the top
+        for cell in json.loads(path.read_text())["cells"][1:]:
+            if cell["cell_type"] == "markdown":
+                text = "".join(cell["source"])
+                assert not re.search(r"\babout (ten|\d+) min", text), f"{path.name}: a time stated again: {text[:80]}"
+
+
+def test_every_notebook_has_one_h1_and_no_skipped_heading_levels():
+    """Headings a screen reader can navigate (WCAG 2.1 AA, 1.3.1): one H1, then levels that never skip."""
+    for path in sorted((PROJECT_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        levels = []
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] == "markdown":
+                in_code = False
+                for line in "".join(cell["source"]).splitlines():
+                    in_code ^= line.startswith("```")
+                    heading = re.match(r"(#{1,6}) ", line)
+                    if heading and not in_code:
+                        levels.append((len(heading[1]), line))
+        assert levels and levels[0][0] == 1 and [level for level, _ in levels].count(1) == 1, path.name
+        for (before, _), (level, line) in zip(levels, levels[1:]):
+            assert level <= before + 1, f"{path.name}: {line!r} skips a level after an H{before}"

@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
-"""Time each notebook top to bottom, as a student runs it (maintainers' tool; README's time table).
+"""Time each notebook top to bottom, as a student runs it (maintainers' tool), and state the times once.
 
     python tools/time_budget.py                          # notebooks 01-07, in order, in a fresh kernel each
     python tools/time_budget.py 04 05                    # some of them
     python tools/time_budget.py --project-07             # notebook 7 with GPT-2: projected, not run
     python tools/time_budget.py --scaling                # a training step on 1 thread against all cores
+    python tools/time_budget.py --write                  # docs/time_budget.json -> notebooks and README
+
+One number for one fact: the measured times live in ``docs/time_budget.json`` (edit it after measuring), and
+``--write`` renders them into each notebook's first cell ("Time to run this notebook", one line per
+audience) and into README's table; tests/test_project.py checks both agree with the file.
 
 Runs with whatever the environment selects: WORKBOOK_TEST_MODEL=1 for the test model, WORKBOOK_GPT2_DIR for
 GPT-2 weights (tools/random_gpt2_weights.py writes random ones: speed does not depend on the values),
@@ -15,7 +20,9 @@ its start included), in order, so later notebooks find what earlier ones saved, 
 ``--project-07`` does not train: for each of notebook 7's runs (its default, quick settings) it times two
 training steps and one evaluation batch and projects the whole run, as ``run_exercise`` does before training.
 """
+import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -24,6 +31,69 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
+BUDGET = ROOT / "docs" / "time_budget.json"
+TIME_HEADING = "> ⏱ **Time to run this notebook**"
+README_START, README_END = "<!-- time table: tools/time_budget.py --write -->", "<!-- end of the time table -->"
+
+
+def load_budget() -> dict:
+    return json.loads(BUDGET.read_text(encoding="utf-8"))
+
+
+def notebook_time_block(number, budget=None) -> str:
+    """The time lines of notebook ``number`` ("04"): one line per audience, for its first cell."""
+    entry = (budget or load_budget())["notebooks"][number]
+    laptop = f"{entry['laptop']} ({entry['two_cores']} on 2 cores)"
+    if entry.get("note"):
+        laptop += f"; {entry['note']}"
+    return "\n".join([f"{TIME_HEADING}, top to bottom:",
+                      f"> * GPT-2 small on a laptop CPU: {laptop}",
+                      f"> * with the test model: {entry['test_model']}",
+                      f"> * in instructor mode: {entry['instructor']}"])
+
+
+def readme_time_table(budget=None) -> str:
+    budget = budget or load_budget()
+    rows = ["| notebook | GPT-2 small, 4–8-core laptop (estimated) | GPT-2 small, 2-core CPU (measured) | test model "
+            "| instructor mode |", "| --- | --- | --- | --- | --- |"]
+    for number, entry in budget["notebooks"].items():
+        two_cores = entry["two_cores"] + (f" ({entry['note']})" if number == "03" else "")
+        rows.append(f"| {number} | {entry['laptop']} | {two_cores} | {entry['test_model']} | {entry['instructor']} |")
+    return "\n".join(rows)
+
+
+def with_time_block(source, number, budget=None) -> str:
+    """A first cell's text with its time lines replaced by what ``docs/time_budget.json`` says."""
+    lines, out, skipping = source.split("\n"), [], False
+    for line in lines:
+        if line.startswith(TIME_HEADING):
+            out.append(notebook_time_block(number, budget))
+            skipping = True
+            continue
+        if skipping and line.startswith("> "):
+            continue
+        skipping = False
+        out.append(line)
+    return "\n".join(out)
+
+
+def write_times():
+    """Render docs/time_budget.json into every notebook's first cell and into README's table."""
+    import nbformat
+
+    budget = load_budget()
+    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        updated = with_time_block(nb.cells[0].source, path.name[:2], budget)
+        if updated != nb.cells[0].source:
+            nb.cells[0].source = updated
+            nbformat.write(nb, path)
+            print(f"time lines written in {path.name}")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start, end = readme.index(README_START) + len(README_START), readme.index(README_END)
+    (ROOT / "README.md").write_text(readme[:start] + "\n" + readme_time_table(budget) + "\n" + readme[end:],
+                                    encoding="utf-8")
+    print("time table written in README.md")
 
 
 def time_notebooks(prefixes):
@@ -113,7 +183,9 @@ if __name__ == "__main__":
     print(f"WORKBOOK_TEST_MODEL={os.environ.get('WORKBOOK_TEST_MODEL', '')} "
           f"WORKBOOK_GPT2_DIR={os.environ.get('WORKBOOK_GPT2_DIR', '')} "
           f"WORKBOOK_INSTRUCTOR={os.environ.get('WORKBOOK_INSTRUCTOR', '')} cores={os.cpu_count()}")
-    if "--project-07" in args:
+    if "--write" in args:
+        write_times()
+    elif "--project-07" in args:
         project_notebook_7()
     elif "--scaling" in args:
         thread_scaling()

@@ -21,7 +21,7 @@ def check_activity_4(my_spam=..., my_ham=..., *, model, tokenizer, device, max_l
     """
     from ..inference import classify_review
 
-    from .widget import class_names_of
+    from .widget import class_names_of, is_test_model
 
     names = class_names_of(model)
     if set(names) != {"ham", "spam"}:
@@ -56,7 +56,11 @@ def check_activity_4(my_spam=..., my_ham=..., *, model, tokenizer, device, max_l
             else:
                 disagreed.append(line)
                 fb.lines.append(f"  🤔 {line}: you wrote it as {names[intended]}")
-    if total:
+    if total and is_test_model(model):  # its verdicts are noise: nothing to explain in them
+        fb.note(f"The model agreed with you on {agreed} of {total} messages, by chance: it is the test model, "
+                "with random weights, so its verdicts are noise. Run this check again with GPT-2 (the lecture's "
+                "classifier), then ask which signs it reacts to.")
+    elif total:
         fb.note(f"The model agreed with you on {agreed} of {total} messages.")
         if disagreed:
             for question in _QUESTIONS:

@@ -12,6 +12,11 @@ def class_names_of(model):
     return tuple(names)
 
 
+def is_test_model(model) -> bool:
+    """Whether ``model`` (or the classifier it stands in for) is the tiny random test model."""
+    return bool(getattr(model, "is_test_model", False))
+
+
 def spam_checker(model, tokenizer, device, max_length, initial_text=""):
     """Return a widget; type a message and press *Classify*.
 
@@ -45,6 +50,9 @@ def spam_checker(model, tokenizer, device, max_length, initial_text=""):
         mark = {"spam": "🚫 ", "ham": "✅ "}.get(names[label], "")
         shown = html.escape(names[label].capitalize() if mark else names[label])
         verdict.value = f"<b style='font-size:1.2em'>{mark}{shown}</b> ({probabilities[label]:.1%} confident)"
+        if is_test_model(model):  # under the verdict, every time: it must not be read as the lesson's
+            verdict.value += ("<br><i>Test model (random weights): this verdict is noise, not the lesson. With "
+                              "GPT-2 the classifier tells spam from ham.</i>")
         return label, probabilities
 
     button.on_click(lambda _: check(text.value))

@@ -141,6 +141,10 @@ def run_strategy(name, loaders, model_size=None, device="cpu", num_epochs=None, 
                                         eval_freq=settings.EVAL_FREQ, eval_iter=settings.EVAL_ITER)
     seconds = time.time() - start
     model.eval()
+    if STRATEGIES[name] is None and num_epochs < 2:  # only its first stage ran: name the row for what it is
+        name = "gradual unfreezing (1 epoch: its first stage only, head and final norm)"
+        print(f"Note: with 1 epoch, gradual unfreezing is only its first stage (the head and the final norm "
+              f"train); it needs 2 or more epochs to unfreeze any block. The row is named so.")
     return {"strategy": name, "epochs": num_epochs, "trainable parameters": trainable, "training time (s)": seconds,
             "validation accuracy": calc_accuracy_loader(val_loader, model, device),
             "test accuracy": calc_accuracy_loader(test_loader, model, device)}

@@ -122,7 +122,8 @@ def compare_with_book(stage, model_size=DEFAULT_MODEL, trained=None, **yours):
 
 def compare_log_with_book(train_losses, val_losses, train_accs, val_accs, model_size=DEFAULT_MODEL,
                           eval_freq=LECTURE_SETTINGS["eval_freq"]):
-    """The book's training log beside yours: one row per evaluation and per epoch's accuracy.
+    """The book's training log beside yours: one row per evaluation (losses) and per epoch (accuracy), the
+    training and validation values side by side, with the larger of their two differences.
 
     With the test model it prints the book's log for reference instead (a comparison would mean nothing).
     """
@@ -131,16 +132,18 @@ def compare_log_with_book(train_losses, val_losses, train_accs, val_accs, model_
     if not _comparable(model_size):
         print("\nThe book's log, for reference:\n" + book_training_log())
         return None
-    rows = {}
-    for i, step in enumerate(BOOK_LOG["steps"]):
-        if i < len(train_losses):
-            rows[f"step {step:3d}: train loss"] = (BOOK_LOG["train_losses"][i], train_losses[i])
-            rows[f"step {step:3d}: val loss"] = (BOOK_LOG["val_losses"][i], val_losses[i])
+    rows = {}  # one row per evaluation, the training and validation values side by side
+    for i, step in enumerate(BOOK_LOG["steps"][:len(train_losses)]):
+        rows[f"step {step}: loss"] = (BOOK_LOG["train_losses"][i], train_losses[i],
+                                      BOOK_LOG["val_losses"][i], val_losses[i])
     for epoch in range(min(len(train_accs), len(BOOK_LOG["train_accs"]))):
-        rows[f"epoch {epoch + 1}: train accuracy (%)"] = (BOOK_LOG["train_accs"][epoch], train_accs[epoch] * 100)
-        rows[f"epoch {epoch + 1}: val accuracy (%)"] = (BOOK_LOG["val_accs"][epoch], val_accs[epoch] * 100)
-    table = pd.DataFrame(rows, index=["book", "yours"]).T.astype(float)
-    table["difference"] = table["yours"] - table["book"]
+        rows[f"epoch {epoch + 1}: accuracy (%)"] = (BOOK_LOG["train_accs"][epoch], train_accs[epoch] * 100,
+                                                   BOOK_LOG["val_accs"][epoch], val_accs[epoch] * 100)
+    columns = ["training: book", "training: yours", "validation: book", "validation: yours"]
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=columns).astype(float)
+    table["largest difference"] = pd.concat([(table["training: yours"] - table["training: book"]).abs(),
+                                             (table["validation: yours"] - table["validation: book"]).abs()],
+                                            axis=1).max(axis=1)
     return table.round(3)
 
 

@@ -111,6 +111,9 @@ def training_record(model, optimizer, train_loader, num_epochs, eval_freq, eval_
     for name, value in (("num_epochs", num_epochs), ("eval_freq", eval_freq), ("eval_iter", eval_iter)):
         if not _is_int(value) or value < 1:
             raise ValueError(f"{name} must be a whole number ≥ 1, got {value!r}")
+    replayed = getattr(plain_model(model), "replayed_run", None)
+    if replayed and steps_done is None and optimizer_steps(optimizer) == 0:  # instructor mode replayed it:
+        return dict(plain_model(model).provenance["training"])  # what trained it is the prepared run
     own = {id(p) for p in plain_model(model).parameters()}
     if any(id(p) not in own for group in optimizer.param_groups for p in group["params"]):
         raise ValueError("this optimizer does not train this model: was `model` built again after training? "

@@ -146,12 +146,22 @@ def main(argv=None) -> int:
     slides.add_argument("--instructor", action="store_true",
                         help="execute in instructor mode (replay what `prepare` trained: fast)")
     slides.add_argument("--no-execute", action="store_true", help="convert without running (no outputs)")
+    setup = commands.add_parser("setup-jupyter", help="configure this environment's Jupyter for the workbook",
+                                description="Kernels load the workbook's notebook help at start; RISE's one-key "
+                                            "shortcuts ignore keys typed into a text box on a slide; `jupyter "
+                                            "nbconvert --to html` writes the workbook's accessible HTML. "
+                                            "bash workbook.sh runs it.")
+    setup.add_argument("--prefix", help="the environment to configure (default: this Python's, sys.prefix)")
     args = parser.parse_args(argv)
     try:
         if args.command == "slides":
             from .slides import main_slides
 
             return main_slides(args)
+        if args.command == "setup-jupyter":
+            from .jupyter_setup import main_setup_jupyter
+
+            return main_setup_jupyter(args)
         if args.command == "prepare":
             from .instructor import main_prepare
 

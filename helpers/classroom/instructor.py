@@ -45,7 +45,7 @@ from ..storage.files import (
     write_csv,
     write_json,
 )
-from ..storage.paths import ENV_INSTRUCTOR, PROJECT_ROOT, StorageError, data_dir, display_path
+from ..storage.paths import ENV_INSTRUCTOR, PROJECT_ROOT, StorageError, data_dir, display_path, instructor_mode
 from ..weights import (
     HF_MODEL_PAGE,
     HF_REPOS,
@@ -178,8 +178,32 @@ def replay_prepared_run(name, model, model_size=None):
     trained, recipe = load_prepared_run(name, model_size, quiet=True)
     model.load_state_dict(trained.state_dict())
     attach_recipe(plain_model(model), recipe)  # it now is the prepared classifier, and says so
+    plain_model(model).replayed_run = name  # training_record: what trained it is the prepared run
     print(f"\nThe weights are the prepared run's (verified): {describe(recipe)}")
     return tuple(record["curves"])
+
+
+def instructor_mode_for_training(model, train_classifier_simple):
+    """Notebook 4's instructor-mode cell: ``(model, train)`` for the lecture's training cell.
+
+    For students (``WORKBOOK_INSTRUCTOR`` unset) it returns both unchanged and says nothing. In instructor mode
+    ``model`` reads its frozen trunk from the prepared cache (the same numbers, many times faster), and
+    ``train`` replays the run ``prepare`` trained (its log, its weights and its record) instead of training."""
+    if not instructor_mode():
+        return model, train_classifier_simple
+    from .pipeline import attach_prepared_trunk_cache
+
+    model = attach_prepared_trunk_cache(model)
+    lecture_minutes = prepared_seconds("lecture", getattr(plain_model(model), "model_size", None) or DEFAULT_MODEL) / 60
+
+    def replay(model, train_loader, val_loader, optimizer, device, num_epochs, eval_freq, eval_iter):
+        curves = replay_prepared_run("exact", model)
+        print(f"(The timing line below measures the replay. The lecture loop takes about {lecture_minutes:.0f} "
+              "minutes on this machine, projected during preparation.)")
+        return curves
+
+    print("▶ Instructor mode: the training cell replays the run prepared before class (its log and weights).")
+    return model, replay
 
 
 def prepared_seconds(name, model_size=DEFAULT_MODEL) -> float:

@@ -1,11 +1,14 @@
 """Friendlier failures in a notebook: a hint with the usual cause, printed above IPython's own traceback.
 
 * ``NameError``: a name a cell uses was made by a cell above it that has not run in this kernel (the
-  kernel was restarted, or the cells ran out of order).
+  kernel was restarted, or the cells ran out of order); or by a cell you interrupted before it got there.
 * ``WeightsError`` (no GPT-2 weights, for instance): its message alone, which says what to do.
 * ``KeyboardInterrupt`` (Kernel ▸ Interrupt, or ■): the cell stopped where it was; no long traceback
   from inside PyTorch, just where it stopped and what to do. An interrupted training loop says at which
   step it stopped and hands back what it has: its five lists so far, under the names the cell assigns.
+
+``import helpers`` installs them; so does every kernel's start once ``python -m helpers setup-jupyter`` has
+configured the environment (``bash workbook.sh`` does), so they hold after a restart too.
 """
 import ast
 import sys
@@ -50,6 +53,43 @@ def _assigned_names(cell_source):
     return None
 
 
+def assigned_names(cell_source) -> set:
+    """Every name a cell's code binds at its top level (assignments, loops, imports, definitions)."""
+    try:
+        tree = ast.parse(cell_source)
+    except SyntaxError:
+        return set()
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    return names
+
+
+def _unmade_names(shell) -> set:
+    """The names the cell now running would have made and has not (it stopped early)."""
+    source = (shell.user_ns.get("_ih") or [""])[-1]
+    return {name for name in assigned_names(source) if name not in shell.user_ns}
+
+
+def _remember_interrupted_cell(shell):
+    """The names an interrupted cell would have made and did not: a later NameError for one of them says so."""
+    shell._workbook_interrupted = _unmade_names(shell)
+
+
+def name_error_hint(shell, error) -> str:
+    name, interrupted = getattr(error, "name", None), getattr(shell, "_workbook_interrupted", set())
+    if name and name in interrupted:
+        interrupted |= _unmade_names(shell)  # what this cell would have made is missing for the same reason
+        return (f"💡 `{name}` was never made: a cell you interrupted stopped before it got there (or a cell that "
+                "needed it could not run). Run the interrupted cell to the end, then the cells below it.")
+    return _HINTS[NameError]
+
+
 def stopped_training_message(shell, tb):
     """Where an interrupted training run stopped; its five lists so far go to the names the cell assigns
     them to (so the cells below work on the partial run), or to ``stopped_run``. None if no loop ran."""
@@ -77,7 +117,8 @@ def stopped_training_message(shell, tb):
     return (f"⏹ Stopped at step {done}" + (f" of {planned}" if planned else "")
             + f" (epoch {epoch} of {f.get('num_epochs', '?')}): you interrupted the training. The model keeps "
             f"those {done} steps, and {where}. "
-            "A checkpoint saved from it records it as stopped early. Run the cell again to train from the start.")
+            "A checkpoint saved from it records it as stopped early. Running the cell again would train this "
+            "model further: to start over, run the notebook again from the top.")
 
 
 def _friendly_errors():
@@ -89,10 +130,12 @@ def _friendly_errors():
 
 def _handler(shell, etype, value, tb, tb_offset=None):
     if issubclass(etype, KeyboardInterrupt):  # reported as the cell's error (so Run All stops), in one line
-        return shell._showtraceback(etype, value, [stopped_training_message(shell, tb) or STOPPED])
+        message = stopped_training_message(shell, tb) or STOPPED
+        _remember_interrupted_cell(shell)
+        return shell._showtraceback(etype, value, [message])
     if issubclass(etype, _friendly_errors()):  # the message, first and alone (the cell still fails)
         return shell._showtraceback(etype, value, [f"❌ {etype.__name__}: {value}"])
-    hint = next((text for kind, text in _HINTS.items() if issubclass(etype, kind)), None)
+    hint = name_error_hint(shell, value) if issubclass(etype, NameError) else None
     if hint:
         print(hint, file=sys.stderr)
     return shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
@@ -110,3 +153,9 @@ def install_notebook_help(shell=None):
     shell.set_custom_exc((NameError, KeyboardInterrupt, *_friendly_errors()), _handler)
     shell._workbook_help = True
     return True
+
+
+def load_ipython_extension(shell):
+    """``%load_ext helpers.classroom.notebook``, or at every kernel's start once ``python -m helpers setup-jupyter``
+    has run: the hints work from the first cell on, before any cell imports ``helpers`` (after a restart, say)."""
+    install_notebook_help(shell)

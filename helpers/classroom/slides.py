@@ -149,15 +149,9 @@ def for_a_static_deck(nb):
 
 
 def deck_css() -> str:
-    """The deck's sizes: notebooks/rise.css (what RISE shows live, the static export's element names too), then
-    the deck's smaller markdown (reveal.js's theme sets it larger than JupyterLab does)."""
-    return (NOTEBOOKS_DIR / "rise.css").read_text(encoding="utf-8") + STATIC_CSS
-
-
-STATIC_CSS = """
-.reveal .jp-RenderedMarkdown { font-size: 18px; line-height: 1.35; }
-.reveal .jp-RenderedMarkdown p, .reveal .jp-RenderedMarkdown ul, .reveal .jp-RenderedMarkdown table { margin-bottom: 0.6em; }
-"""
+    """The deck's sizes and colours: notebooks/rise.css, what RISE shows live (the static export's element names
+    are the same)."""
+    return (NOTEBOOKS_DIR / "rise.css").read_text(encoding="utf-8")
 
 
 def build_deck(notebook, out_dir, *, execute=True, timeout=900) -> Path:
@@ -177,6 +171,7 @@ def build_deck(notebook, out_dir, *, execute=True, timeout=900) -> Path:
             raise SlidesError(f"{notebook.name} failed while executing for its deck:\n"
                               + "\n".join(str(exc).strip().splitlines()[-6:])) from exc
     exporter = SlidesExporter(template_file=str(TEMPLATE), reveal_url_prefix=REVEAL_DIR, reveal_number="c/t",
+                              reveal_theme="white",
                               reveal_width=str(SLIDE_SIZE[0]), reveal_height=str(SLIDE_SIZE[1]))
     html, _ = exporter.from_notebook_node(for_a_static_deck(nb),
                                           resources={"metadata": {"name": notebook.stem}, "workbook_css": deck_css()})
@@ -223,5 +218,5 @@ def main_slides(args) -> int:
         return 2
     folder = decks[0].parent if decks else None
     print(f"\n{len(decks)} deck(s) in {display_path(folder)}. Open one in a browser (no network needed); "
-          "→ / Space: next slide, Esc: overview, S: speaker notes.")
+          "→ or Space: next slide, ←: back, Esc: overview, S: speaker notes.")
     return 0

@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
+from ..storage.progress import progress as progress_bar
 
 from ..storage.files import CorruptFileError, remove_checked, verify_checked, write_checked
 from ..storage.paths import data_dir
@@ -143,8 +143,8 @@ class TrunkCache:
         self.model.eval()
         if self._blocks is None:
             self._blocks = trunk_blocks(self.model, torch.bfloat16 if self.precision == "bf16" else None)
-        for chunk in tqdm(self._batches(order, lengths, batch_size), desc=f"Caching the frozen trunk ({self.mode})",
-                          unit="batch", disable=not progress):
+        for chunk in progress_bar(self._batches(order, lengths, batch_size), desc=f"Caching the frozen trunk ({self.mode})",
+                              unit="batch", disable=not progress):
             chunk_lengths = lengths[chunk].tolist()
             ids = rows[chunk, :max(chunk_lengths)].to(device)
             with autocast(self.precision, device):  # for blocks that are not plain; the engine's own cast once

@@ -1,14 +1,16 @@
-"""Teaching diagrams, drawn by code: the model surgery, the pipeline, the training loop.
+"""Teaching diagrams, drawn by code: the model surgery, the pipeline, the training loop, the stages of an LLM.
 
-Each returns its matplotlib Figure (and can save it as PNG). The surgery diagram reads the model it
-is given, so what it shows as frozen or trainable is what the model really does.
+Each returns a :class:`~helpers.figures.described.DescribedFigure` (the Figure and the words that describe it; it can
+save itself as PNG). The surgery diagram reads the model it is given, so what it shows as frozen or trainable is what
+the model really does. Box colours are light tints of the Okabe–Ito palette, and every box also says in words what it
+is ("trains", "frozen", "new head"), so nothing depends on telling colours apart.
 """
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from .plots import _finish
 
-FROZEN, TRAINABLE, NEW, REMOVED, NEUTRAL = "#C9D3E0", "#F2A65A", "#7FC97F", "#EEEEEE", "#FFFFFF"
+FROZEN, TRAINABLE, NEW, REMOVED, NEUTRAL = "#CFE2F3", "#F5C26B", "#A8DCC9", "#EEEEEE", "#FFFFFF"
 
 
 def _box(ax, x, y, w, h, text, color, fontsize=12, **kwargs):
@@ -54,7 +56,7 @@ def plot_model_surgery(model, vocab_size=50257, save_path=None):
             rows.append((f"transformer block {blocks.index(block) + 1}", block, None))
     rows += [("final LayerNorm", model.final_norm, None), (f"new head: Linear({emb_dim} → {num_classes})", model.out_head, None)]
 
-    fig, ax = plt.subplots(figsize=(11, min(5.8, 0.62 * (len(rows) + 1.6))))
+    fig, ax = plt.subplots(figsize=(10.8, min(5.8, 0.62 * (len(rows) + 1.6))))
     _blank(ax, 10, len(rows) + 1.6)
     for i, (label, module, stand_in) in enumerate(rows):
         y = 0.6 + i
@@ -73,16 +75,22 @@ def plot_model_surgery(model, vocab_size=50257, save_path=None):
     _arrow(ax, (7.4, head_y + 0.85), (6.25, head_y + 0.2), linestyle="--")
     ax.text(6.6, head_y + 0.75, "replaced by", fontsize=12, color="#C0392B", ha="right")
     ax.set_title("Model surgery: freeze the pretrained trunk, train the top, swap the head", fontsize=13)
-    return _finish(fig, save_path)
+    layers = "; ".join(f"{label.replace('⋮', '').strip()} ({_count(module) + ' parameters, ' if module is not None else ''}"
+                       f"{'trains' if _trains(module if module is not None else stand_in) else 'frozen'})"
+                       for label, module, stand_in in rows)
+    description = (f"Diagram of the classifier's layers, bottom to top: {layers}. Beside the new head, GPT-2's own head, "
+                   f"Linear({emb_dim} → {vocab_size:,}), is shown removed and replaced. The model has {len(blocks)} "
+                   f"transformer blocks of {emb_dim} dimensions.")
+    return _finish(fig, save_path, description, from_a_model=model)
 
 
 def plot_pipeline(example="WIN a free cruise!", tokenizer=None, max_length=120, save_path=None):
     """From a raw SMS to a prediction, one box per step, with the example's values where they are known."""
     ids = tokenizer.encode(example) if tokenizer is not None else None
-    ids_text = ("[" + ", ".join(map(str, ids[:2])) + (", …]" if len(ids) > 2 else "]")) if ids else "[token ids]"
+    ids_text = (f"[{ids[0]}, …]" if len(ids) > 1 else f"[{ids[0]}]") if ids else "[token ids]"
     n_real = len(ids) if ids else "n"
     steps = [
-        (f"raw SMS\n“{example[:12]}{'…' if len(example) > 12 else ''}”", NEUTRAL),
+        (f"raw SMS\n“{example[:9]}{'…' if len(example) > 9 else ''}”", NEUTRAL),
         (f"tokenize\n(GPT-2 BPE)\n{ids_text}", NEUTRAL),
         (f"pad to {max_length}\ntokens:\n{n_real} real", NEUTRAL),
         ("GPT-2 trunk\n(frozen)", FROZEN),
@@ -90,7 +98,7 @@ def plot_pipeline(example="WIN a free cruise!", tokenizer=None, max_length=120, 
         ("new head:\nlast token\n→ 2 logits", NEW),
         ("softmax,\nargmax:\nham / spam", NEUTRAL),
     ]
-    fig, ax = plt.subplots(figsize=(12.4, 2.8))
+    fig, ax = plt.subplots(figsize=(10.8, 2.8))
     _blank(ax, 12, 2)
     width = 12 / len(steps)
     for i, (text, color) in enumerate(steps):
@@ -99,7 +107,9 @@ def plot_pipeline(example="WIN a free cruise!", tokenizer=None, max_length=120, 
         if i:  # from the previous box's right edge to this box's left edge
             _arrow(ax, (x - width * 0.56, 1.0), (x - width * 0.44, 1.0))
     ax.set_title("The pipeline: from a raw message to a prediction", fontsize=13)
-    return _finish(fig, save_path)
+    description = ("Diagram of the pipeline from a raw message to a prediction, seven boxes left to right: "
+                   + "; ".join(" ".join(text.split()) for text, _ in steps) + ".")
+    return _finish(fig, save_path, description)
 
 
 def plot_training_loop(save_path=None):
@@ -109,7 +119,7 @@ def plot_training_loop(save_path=None):
              "3. loss.backward()\ngradients of the trainable weights",
              "4. optimizer.step()\nAdamW updates the weights"]
     places = [(2.5, 3.3), (6.5, 3.3), (6.5, 1.0), (2.5, 1.0)]
-    fig, ax = plt.subplots(figsize=(12.4, 5.2))
+    fig, ax = plt.subplots(figsize=(10.8, 5.2))
     _blank(ax, 11.7, 4.3)
     for text, (x, y) in zip(moves, places):
         _box(ax, x, y, 3.5, 1.1, text, TRAINABLE if "step" in text else NEUTRAL)
@@ -124,7 +134,11 @@ def plot_training_loop(save_path=None):
     _box(ax, 10.0, 2.15, 2.9, 3.4, "every eval_freq\nsteps: loss on\neval_iter batches\n(train and val)\n\n"
          "after every epoch:\naccuracy on\neval_iter batches", FROZEN)
     ax.set_title("One training step, four moves", fontsize=13)
-    return _finish(fig, save_path)
+    description = ("Diagram of one training step as a cycle of four moves, repeated for every batch of 8 messages: "
+                   + "; ".join(" ".join(move.split("\n")) for move in moves) + ". Beside the cycle: every eval_freq "
+                   "steps the loss on eval_iter batches of the training and validation sets, and after every epoch "
+                   "the accuracy on eval_iter batches.")
+    return _finish(fig, save_path, description)
 
 
 #: The book's three stages of building an LLM (chapter 1's map); this lecture is step 8.
@@ -138,7 +152,7 @@ LLM_STAGES = (
 
 def plot_llm_stages(current="8 classification fine-tuning", save_path=None):
     """The three stages of building an LLM, with this lecture's step (``current``) highlighted."""
-    fig, ax = plt.subplots(figsize=(12.4, 4.4))
+    fig, ax = plt.subplots(figsize=(10.8, 4.4))
     _blank(ax, 10, 3.4)
     for column, (title, steps) in enumerate(LLM_STAGES):
         x = 1.7 + column * 3.3
@@ -148,4 +162,7 @@ def plot_llm_stages(current="8 classification fine-tuning", save_path=None):
             _box(ax, x, 2.55 - row * 0.62, 2.9, 0.5, step + ("\n← this lecture" if step == current else ""), color)
         if column < 2:
             _arrow(ax, (x + 1.5, 1.9), (x + 1.8, 1.9))
-    return _finish(fig, save_path)
+    stages = "; ".join(f"{title}: {', '.join(steps)}" for title, steps in LLM_STAGES)
+    description = (f"Diagram of the three stages of building an LLM, left to right, each a column of steps. {stages}. "
+                   f"The step {current!r} is highlighted and marked 'this lecture'.")
+    return _finish(fig, save_path, description)

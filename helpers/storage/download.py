@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from .progress import progress
 
 from .files import give_normal_permissions
 from .files import sha256_file as sha256_of  # one hashing helper for the package
@@ -45,7 +45,7 @@ def _fetch(url, destination: Path, timeout: float, desc: str) -> None:
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response, os.fdopen(fd, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc) as bar:
+            with progress(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc) as bar:
                 while block := response.read(CHUNK):
                     out.write(block)
                     bar.update(len(block))
