@@ -9,6 +9,7 @@ nothing ever falls back to it silently.
 """
 import os
 import sys
+import weakref
 from pathlib import Path
 
 import torch
@@ -50,15 +51,25 @@ def test_model_enabled() -> bool:
     return env_flag(ENV_TEST_MODEL)
 
 
-_BANNER_SHOWN = set()  # where the banner has been printed in this process: once in a notebook is enough
+_BANNER_SHOWN = weakref.WeakSet()  # the streams the banner went to: once in a notebook (a kernel) is enough
+
+
+def _banner_shown(stream) -> bool:
+    try:
+        return stream in _BANNER_SHOWN
+    except TypeError:  # a stream that cannot be weakly referenced: show it every time
+        return False
 
 
 def print_test_model_banner(file=None):
-    """The test model's banner, once per process and stream (a notebook's kernel shows it once)."""
+    """The test model's banner, once per output stream (a notebook's kernel shows it once)."""
     stream = file or sys.stdout
-    if id(stream) in _BANNER_SHOWN:
+    if _banner_shown(stream):
         return
-    _BANNER_SHOWN.add(id(stream))
+    try:
+        _BANNER_SHOWN.add(stream)
+    except TypeError:
+        pass
     lines = [line.format(env=ENV_TEST_MODEL) for line in TEST_MODEL_NOTICE]
     width = max(map(len, lines)) + 4
     box = ["╔" + "═" * width + "╗", *("║  " + line.ljust(width - 2) + "║" for line in lines), "╚" + "═" * width + "╝"]
@@ -76,7 +87,7 @@ def test_model_note(what):
 def build_test_model(seed=123) -> GPTModel:
     """The tiny random test model (context 128 ≥ the 120 tokens we pad to). The first one built in this process
     prints the banner and its configuration, which is not the GPT-2 configuration a notebook may have printed."""
-    if id(sys.stdout) not in _BANNER_SHOWN:
+    if not _banner_shown(sys.stdout):
         print_test_model_banner()
         shown = ", ".join(f"{key} {TEST_MODEL_CONFIG[key]}" for key in ("emb_dim", "n_layers", "n_heads",
                                                                          "context_length"))

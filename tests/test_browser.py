@@ -489,15 +489,18 @@ def test_axe_finds_no_wcag_violation_in_the_deck_and_the_export(page, tmp_path, 
 
 @pytest.mark.parametrize("name", [path.name for path in NOTEBOOKS])
 def test_axe_finds_no_wcag_violation_in_the_jupyterlab_view(lab, executed, page, axe_source, name):
-    """The executed notebook open in JupyterLab: 0 violations in the notebook's own content. JupyterLab's own
-    interface is reported (printed), not judged: it is not the workbook's."""
+    """The executed notebook open in JupyterLab: 0 violations in the notebook's own content, its rendered text and
+    its outputs. JupyterLab's own interface (menus, the code editor widget, its cell controls) is reported
+    (printed), not judged: it is not the workbook's."""
     url, _ = lab
     page.goto(f"{url}/lab/workspaces/axe-{uuid.uuid4().hex[:8]}/tree/{executed(name)}?reset&token={TOKEN}")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
     page.wait_for_timeout(2500)
+    content_parts = [[".jp-NotebookPanel-notebook .jp-RenderedMarkdown"],
+                     [".jp-NotebookPanel-notebook .jp-OutputArea-output"]]  # what the notebook holds
     try:
-        content = axe_violations(page, axe_source, include=[[".jp-NotebookPanel-notebook"]])
-        interface = axe_violations(page, axe_source, exclude=[[".jp-NotebookPanel-notebook"]])
+        content = axe_violations(page, axe_source, include=content_parts)
+        interface = axe_violations(page, axe_source, exclude=content_parts)
     finally:
         _delete_sessions(url)
     print(f"{name}: JupyterLab's own interface (not the workbook's):", interface or "no violations")

@@ -2,24 +2,17 @@
 import html
 import inspect
 
-#: The tallest a shown source gets on a slide (it scrolls inside its box beyond that), so a long class
-#: still leaves its slide's heading and explanation in view at 1280x720 (tests/test_browser.py checks).
-SOURCE_MAX_HEIGHT_PX = 600
-
-
 class SourceBox:
-    """Highlighted source in a box no taller than ``SOURCE_MAX_HEIGHT_PX`` (scrolls inside); plain text elsewhere.
-
-    The box is a labelled region that takes the keyboard focus (tabindex), so it can be scrolled without a mouse.
-    """
+    """Highlighted source, shown whole in a notebook and in an export; on a slide (notebooks/rise.css) it is a box
+    of at most 20 lines that scrolls inside, labelled and taking the keyboard focus (tabindex) so it can be
+    scrolled without a mouse. Plain text elsewhere."""
 
     def __init__(self, code, name="the code"):
         self.code, self.name = code, name
 
     def _repr_html_(self):
         return (f'<div class="workbook-source" tabindex="0" role="region" aria-label="Source code of '
-                f'{html.escape(self.name, quote=True)}" style="max-height: {SOURCE_MAX_HEIGHT_PX}px; overflow: auto">'
-                f"{self.code._repr_html_()}</div>")
+                f'{html.escape(self.name, quote=True)}">{self.code._repr_html_()}</div>')
 
     def __repr__(self):
         return self.code.data
