@@ -45,9 +45,9 @@ def test_the_estimate_leaves_the_lectures_batches_alone(test_model, tokenizer):
 
 def test_an_exercise_runs_and_reports_beside_the_book(test_model, tokenizer, capsys, monkeypatch):
     monkeypatch.setattr("helpers.beyond.strategies.test_model_enabled", lambda: False)  # as GPT-2 small would be
-    row = run_exercise("6.3", tokenizer, num_epochs=5, max_minutes=0)  # the book's 5 epochs (skipped: not trained)
+    row = run_exercise("6.3", tokenizer, num_epochs=1, max_minutes=0)  # notebook 7's quick run (skipped: not trained)
     out = capsys.readouterr().out
-    assert "Exercise 6.3 (train on the first token instead of the last): 650 steps, about" in out
+    assert "Exercise 6.3 (train on the first token instead of the last): 130 steps, about" in out
     assert row["your test accuracy"] is None and row["book's test accuracy (another split)"] == 0.75
     monkeypatch.undo()
     monkeypatch.setenv("WORKBOOK_TEST_MODEL", "1")
@@ -61,8 +61,8 @@ def test_an_exercise_runs_and_reports_beside_the_book(test_model, tokenizer, cap
     assert list(table.index) == ["6.3", "6.3", "6.1"] and BOOK_EXERCISES["6.2"][1] == 0.9667
 
 
-def test_the_books_numbers_stand_only_beside_a_run_of_its_model_data_settings_and_epochs(test_model, tokenizer,
-                                                                                        capsys, monkeypatch, tmp_path):
+def test_the_books_numbers_stand_only_beside_a_run_of_its_model_data_and_settings(test_model, tokenizer, capsys,
+                                                                                 monkeypatch, tmp_path):
     """Issue 32, item 9: run_exercise and exercise_table showed the book's 75.00 % and 95.67 % beside a run with
     NUM_EPOCHS = 1 and your own CSV."""
     from helpers import settings
@@ -81,16 +81,18 @@ def test_the_books_numbers_stand_only_beside_a_run_of_its_model_data_settings_an
     assert list(table.columns) == ["variant", "your test accuracy", "training time (s)"]
     assert "left out beside runs they do not hold for" in capsys.readouterr().out
     monkeypatch.setattr("helpers.beyond.strategies.test_model_enabled", lambda: False)
-    assert "DATASET_CSV = " in book_comparison_problem() and "NUM_EPOCHS = 1" in book_comparison_problem()
-    assert "NUM_EPOCHS" not in book_comparison_problem(num_epochs=5)  # the run's own epochs are the book's
+    assert "DATASET_CSV = " in book_comparison_problem()  # your own data
+    assert "NUM_EPOCHS" not in book_comparison_problem()  # the run's epochs are its own (notebook 7 passes them)
     monkeypatch.setattr(settings, "DATASET_CSV", None)
-    assert book_comparison_problem(num_epochs=1) == "this run trained 1 epoch(s), the book's runs 5"
-    assert book_comparison_problem(num_epochs=5) is None
+    assert book_comparison_problem() is None
+    monkeypatch.setattr(settings, "BATCH_SIZE", 4)
+    assert book_comparison_problem() == "helpers/settings.py sets BATCH_SIZE = 4 (the book: 8)"
+    monkeypatch.setattr(settings, "BATCH_SIZE", 8)
     monkeypatch.setattr(settings, "CLASS_NAMES", ["ham", "spam"])  # a list of the book's names is the book's
     monkeypatch.setattr(settings, "MAX_LENGTH", 120)  # what the book's None resolves to on its data
-    assert book_comparison_problem(num_epochs=5) is None
-    assert book_comparison_problem("gpt2-medium (355M)", 5) == "this run uses gpt2-medium (355M), the book's runs " \
-                                                               "gpt2-small (124M)"
+    assert book_comparison_problem() is None
+    assert book_comparison_problem("gpt2-medium (355M)") == "this run uses gpt2-medium (355M), the book's runs " \
+                                                            "gpt2-small (124M)"
 
 
 def test_exercise_6_2_reuses_the_all_layers_row_of_the_same_epochs(test_model, tokenizer, capsys):

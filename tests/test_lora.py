@@ -117,10 +117,14 @@ def test_comparison_table_shows_published_numbers_beside_ours(monkeypatch, capsy
     assert table.loc["all layers", "published test accuracy (another split)"] == PUBLISHED["all layers"][1] == 0.9667
     assert pd.isna(table.loc["gradual unfreezing", "published test accuracy (another split)"])  # none published
     assert table.loc["all layers", "test accuracy"] == 0.5
-    # one epoch, or the test model: the book's 5-epoch GPT-2 runs are not set beside it, and it says why
+    # other settings, or the test model: the book's GPT-2 runs are not set beside it, and it says why
+    from helpers import settings
+
+    monkeypatch.setattr(settings, "BATCH_SIZE", 4)
     table = comparison_table([{"strategy": "all layers", "epochs": 1, "test accuracy": 0.5}])
     assert pd.isna(table.loc["all layers", "published test accuracy (another split)"])
-    assert "left blank: this run trained 1 epoch(s), the book's runs 5" in capsys.readouterr().out
+    assert "left blank: helpers/settings.py sets BATCH_SIZE = 4 (the book: 8)" in capsys.readouterr().out
+    monkeypatch.setattr(settings, "BATCH_SIZE", 8)
     monkeypatch.setenv("WORKBOOK_TEST_MODEL", "1")
     assert comparison_table(rows)[["published validation accuracy (another split)"]].isna().all().all()
     assert "TEST MODEL" in capsys.readouterr().out

@@ -81,8 +81,8 @@ def run_exercise(number, tokenizer, model_size=None, device="cpu", num_epochs=No
     num_epochs = num_epochs or settings.NUM_EPOCHS
     row = {"exercise": number, "variant": title, "book's test accuracy (another split)": book,
            "chapter's test accuracy": CHAPTER_TEST_ACCURACY}
-    problem = book_comparison_problem(model_size, num_epochs)
-    if problem:  # the book's numbers hold only for its model, data, settings and epochs
+    problem = book_comparison_problem(model_size)
+    if problem:  # the book's numbers hold only for its model, data and settings
         print(f"Exercise {number}: the book's numbers are not set beside this run: {problem}.")
         row |= {"book's test accuracy (another split)": None, "chapter's test accuracy": None,
                 "not comparable with the book": problem}
@@ -111,7 +111,7 @@ def run_exercise(number, tokenizer, model_size=None, device="cpu", num_epochs=No
 
 def exercise_table(rows):
     """The exercises side by side: yours, the book's, the chapter's. The book's columns are left out when none of
-    the runs is comparable with the book's (another model, data, settings or number of epochs), and it says why."""
+    the runs is comparable with the book's (another model, data or settings), and it says why."""
     import pandas as pd
 
     rows = list(rows)
