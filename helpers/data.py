@@ -451,8 +451,16 @@ def _report_long_messages(texts, shown):
 
 
 def check_splits_of_your_data(splits, shown, class_names) -> None:
-    """Your own data after the 70/10/20 split: every class in every split (else :class:`DatasetError`), and a note
-    when validation or test messages also appear among the training messages (duplicates in the file)."""
+    """Your own data after the 70/10/20 split: enough training rows for one batch of ``BATCH_SIZE``, every class in
+    every split (else :class:`DatasetError`), and a note when validation or test messages also appear among the
+    training messages (duplicates in the file)."""
+    rows, batch = sum(len(split) for split in splits), settings.BATCH_SIZE
+    if len(splits[0]) < batch:
+        raise DatasetError(f"{shown} has {rows:,} rows, so {len(splits[0]):,} training rows (70 %): they cannot fill one "
+                           f"batch of BATCH_SIZE = {batch:,}, and the training loader drops an incomplete batch "
+                           f"(drop_last=True), so it would have nothing to train on. Add rows (at least "
+                           f"{math.ceil(batch / 0.7):,}), or set BATCH_SIZE in helpers/settings.py to at most "
+                           f"{max(len(splits[0]), 1):,}.")
     for label, name in enumerate(class_names):
         total = sum(int((split["Label"] == label).sum()) for split in splits)
         for split_name, split in zip(SPLIT_NAMES, splits):

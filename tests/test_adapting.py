@@ -369,12 +369,14 @@ def test_too_few_rows_for_one_batch_says_so_before_training(monkeypatch, your_da
     from helpers import DatasetError, get_spam_dataloaders
 
     your_data(two_classes(10))
-    with pytest.raises(DatasetError, match="mine.csv"):  # too few for a class in every split: said before anything
+    with pytest.raises(DatasetError, match=r"mine.csv has 10 rows, so 7 training rows \(70 %\): they cannot fill one "
+                                           r"batch of BATCH_SIZE = 8, and the training loader drops an incomplete "
+                                           r"batch.*at least 12.*at most 7"):
         get_spam_dataloaders(tokenizer)
     your_data(two_classes(80))
     monkeypatch.setattr(settings, "BATCH_SIZE", 10_000)
-    with pytest.raises(DatasetError, match=r"56 training messages cannot fill one batch of 10,000: the training loader "
-                                           r"drops an incomplete batch.*at most 56.*mine.csv: 70 % of its rows train"):
+    with pytest.raises(DatasetError, match=r"80 rows, so 56 training rows \(70 %\): they cannot fill one batch of "
+                                           r"BATCH_SIZE = 10,000.*at most 56"):
         get_spam_dataloaders(tokenizer, batch_size=settings.BATCH_SIZE)
 
 

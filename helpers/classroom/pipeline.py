@@ -208,6 +208,8 @@ def get_trained_classifier(model_size=DEFAULT_MODEL, device=None, retrain=False,
         from .instructor import load_prepared_run
 
         model, recipe = load_prepared_run("exact", model_size, device)
+        if recipe["model_name"] == "test-model":
+            print_test_model_banner()
         return attach_prepared_trunk_cache(model), recipe
     loaders = get_spam_dataloaders()  # what the notebooks read now: a classifier of other data is not reused
     with reading_files():  # a checkpoint folder of another account: the workbook's StorageError, naming it
