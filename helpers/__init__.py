@@ -29,6 +29,7 @@ from .data import (
     create_dataloaders,
     download_sms_spam_dataset,
     encode_labels,
+    check_settings,
     get_spam_dataloaders,
     load_labelled_csv,
     load_sms_spam,
@@ -67,7 +68,16 @@ from .weights import (
     test_model_note,
 )
 from . import settings
-from .settings import BATCH_SIZE, EVAL_FREQ, EVAL_ITER, LEARNING_RATE, MODEL_SIZE, NUM_EPOCHS, WEIGHT_DECAY
+from .settings import (
+    BATCH_SIZE,
+    EVAL_FREQ,
+    EVAL_ITER,
+    LEARNING_RATE,
+    MODEL_SIZE,
+    NUM_EPOCHS,
+    WEIGHT_DECAY,
+    SettingsError,
+)
 from .storage.download import DownloadError
 from .storage.paths import PROJECT_ROOT, StorageError, data_dir, display_path, instructor_mode
 

@@ -2,6 +2,7 @@
 import torch
 
 from . import settings
+from .data import check_settings
 from .gpt import GPTModel, count_parameters, get_model_config
 from .weights import download_and_load_gpt2, get_device
 
@@ -68,7 +69,9 @@ def classifier_parameter_counts(model_size="gpt2-small (124M)", num_classes=2) -
 def build_spam_classifier(model_size=settings.MODEL_SIZE, device=None, num_classes=None) -> GPTModel:
     """Pretrained GPT-2 (or the announced test model) with notebook 3's surgery applied, on ``device``.
 
-    ``num_classes`` defaults to the data's classes (``settings.CLASS_NAMES``: 2 for ham and spam)."""
+    ``num_classes`` defaults to the data's classes (``settings.CLASS_NAMES``: 2 for ham and spam). The settings
+    are checked first (``check_settings``)."""
+    check_settings()
     num_classes = len(settings.CLASS_NAMES) if num_classes is None else num_classes
     model = download_and_load_gpt2(model_size)
     prepare_for_classification(model, num_classes)

@@ -3,8 +3,12 @@
 Functions keep the slide names: ``download_sms_spam_dataset``, ``create_balanced_dataset``,
 ``random_split`` and ``SpamDataset``.
 """
+import contextlib
 import hashlib
+import math
+import numbers
 import os
+import unicodedata
 import zipfile
 import zlib
 from pathlib import Path
@@ -15,9 +19,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from . import settings
+from .gpt import model_configs
+from .settings import SettingsError
 from .storage.download import DownloadError, atomic_write_bytes, download_file, sha256_of
-from .storage.paths import ENV_SMS_ZIP, PROJECT_ROOT, data_dir, display_path
+from .storage.files import folder_lock
+from .storage.paths import ENV_SMS_ZIP, PROJECT_ROOT, StorageError, data_dir, display_path, reading_files
 from .tokenizer import check_max_length, check_tokenizer, get_gpt2_tokenizer
+from .weights import model_context_length, test_model_enabled
 
 SMS_SPAM_URLS = (
     "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip",
@@ -39,7 +47,94 @@ SPLIT_NAMES = ("train", "validation", "test")
 
 
 class DatasetError(RuntimeError):
-    """The dataset is missing, corrupted or cannot be fetched; the message says what to do."""
+    """The dataset is missing, corrupted, cannot be fetched, or cannot train a classifier (your own CSV: empty
+    cells, too few rows or classes); the message names the file, its lines, and what to do."""
+
+
+# --------------------------------------------------------------------------- the settings, checked
+def _whole(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _has_control_characters(text) -> bool:
+    return any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in text)
+
+
+def dataset_csv_path() -> Path | None:
+    """``settings.DATASET_CSV`` as a path (None: the SMS data). A relative path is read from the project's folder,
+    so it means one file to the notebooks (which run in ``notebooks/``) and to the command line alike."""
+    if settings.DATASET_CSV is None:
+        return None
+    path = Path(settings.DATASET_CSV).expanduser()
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def check_settings() -> None:
+    """Every setting of ``helpers/settings.py``, checked before any work starts (cheap: call it wherever settings
+    enter). Raises :class:`SettingsError` naming the first setting the workbook cannot use, its value and the
+    values it accepts."""
+    def bad(name, must, hint=""):
+        raise SettingsError(f"helpers/settings.py sets {name} = {getattr(settings, name)!r}, but it must be {must}."
+                            f"{hint} Change it there, then restart the kernel.")
+
+    if settings.MODEL_SIZE not in model_configs:
+        bad("MODEL_SIZE", "one of " + ", ".join(map(repr, model_configs)),
+            " The test model (WORKBOOK_TEST_MODEL=1) needs one of them too." if test_model_enabled() else "")
+    names = settings.CLASS_NAMES
+    if isinstance(names, str):
+        bad("CLASS_NAMES", "a tuple of two or more class names",
+            f" It is one string, read as its letters: a tuple needs commas, e.g. ({names!r}, \"spam\"). "
+            f"({names!r}) in parentheses is the string itself.")
+    if not isinstance(names, (tuple, list)) or len(names) < 2:
+        bad("CLASS_NAMES", "a tuple (or list) of two or more class names, e.g. (\"ham\", \"spam\"): a classifier "
+                           "tells at least two classes apart")
+    if not all(isinstance(name, str) and name.strip() for name in names):
+        bad("CLASS_NAMES", "a tuple of non-empty names (text), e.g. (\"ham\", \"spam\")")
+    if any(_has_control_characters(name) for name in names):
+        bad("CLASS_NAMES", "names without tabs, line breaks or other control characters")
+    repeated = sorted({name for name in names if list(names).count(name) > 1})
+    if repeated:
+        bad("CLASS_NAMES", "different names, one per class", f" {', '.join(map(repr, repeated))} appears twice.")
+    if settings.DATASET_CSV is None and tuple(names) != tuple(settings.BOOK["CLASS_NAMES"]):
+        bad("CLASS_NAMES", f"{settings.BOOK['CLASS_NAMES']!r} while DATASET_CSV is None: the SMS Spam Collection's "
+                           "classes, in label order", " For other classes, set DATASET_CSV to your own CSV file "
+                                                      "(docs/adapting.md).")
+    for name in ("BATCH_SIZE", "NUM_EPOCHS", "EVAL_FREQ", "EVAL_ITER"):
+        value = getattr(settings, name)
+        if not _whole(value) or value < 1:
+            bad(name, "a whole number of at least 1")
+    if not _real(settings.LEARNING_RATE) or settings.LEARNING_RATE <= 0:
+        bad("LEARNING_RATE", "a finite number above 0 (the book's is 5e-5)")
+    if not _real(settings.WEIGHT_DECAY) or settings.WEIGHT_DECAY < 0:
+        bad("WEIGHT_DECAY", "a finite number of at least 0 (the book's is 0.1)")
+    if not _whole(settings.SEED):
+        bad("SEED", "a whole number (the book's is 123)")
+    context = model_context_length()
+    length = settings.MAX_LENGTH
+    if length is not None and (not _whole(length) or not 1 <= length <= context):
+        which = "the test model" if test_model_enabled() else settings.MODEL_SIZE
+        bad("MAX_LENGTH", f"None (the longest training message) or a whole number of tokens from 1 to {context:,}, "
+                          f"the context {which} can read")
+    if settings.DATASET_CSV is not None:
+        if not isinstance(settings.DATASET_CSV, (str, os.PathLike)):
+            bad("DATASET_CSV", "None (the SMS Spam Collection) or the path of your CSV file, as text")
+        path = dataset_csv_path()
+        relative = "" if Path(settings.DATASET_CSV).expanduser().is_absolute() else \
+            " (a relative path is read from the project's folder)"
+        try:
+            with open(path, "rb"):
+                pass
+        except IsADirectoryError:
+            bad("DATASET_CSV", "the path of a CSV file", f" {path} is a folder{relative}.")
+        except PermissionError:
+            bad("DATASET_CSV", "a file you may read", f" {path} cannot be read by this account: permission denied.")
+        except OSError as exc:
+            bad("DATASET_CSV", "None (the SMS Spam Collection) or the path of an existing CSV file",
+                f" {path}{relative}: {exc.strerror or exc}.")
 
 
 # --------------------------------------------------------------------------- acquisition
@@ -59,6 +154,11 @@ def _extract_verified(zip_path: Path, target: Path, *, remove_bad_zip: bool, not
                                    f"{_offline_help(target.parent.parent)}")
             with archive.open(SMS_SPAM_FILE) as member:
                 data = _read_limited(member, zip_path)  # a stream: a zip bomb stops at the limit
+    except NotImplementedError as exc:  # zipfile reads only stored, deflate, bzip2 and lzma entries
+        raise DatasetError(f"{display_path(zip_path)} stores {SMS_SPAM_FILE} with a compression method Python cannot "
+                           f"read ({exc}; e.g. Deflate64, which some Windows tools use for large files). Unzip it "
+                           f"with another tool and point {ENV_SMS_ZIP} at the extracted {SMS_SPAM_FILE}, or zip it "
+                           f"again with standard deflate. {_offline_help(target.parent.parent)}") from exc
     except (zipfile.BadZipFile, KeyError, EOFError, zipfile.LargeZipFile, zlib.error) as exc:
         if remove_bad_zip:
             zip_path.unlink(missing_ok=True)
@@ -266,35 +366,119 @@ def split_paths(data_folder=None) -> dict:
     return {name: folder / f"{name}.csv" for name in SPLIT_NAMES}
 
 
+def _lines(rows, limit=5) -> str:
+    """CSV line numbers of some of a frame's rows (a header on line 1: row 0 is line 2), for a message."""
+    lines = [f"{row + 2:,}" for row in list(rows)[:limit]]
+    more = len(rows) - limit
+    return ", ".join(lines) + (f" and {more:,} more" if more > 0 else "")
+
+
+_REPORTED = set()  # notes this process has printed already (each is said once)
+
+
+def _note_once(text):
+    if text not in _REPORTED:
+        _REPORTED.add(text)
+        print(text)
+
+
 def load_labelled_csv(path, class_names=None) -> pd.DataFrame:
     """Your own data: a CSV with a ``text`` and a ``label`` column, as the lecture's ``Label`` (0 … n-1) and ``Text``.
 
     Labels may be the class names (``class_names``, default ``settings.CLASS_NAMES``) or their ids 0 … n-1.
+    Every cell is read as text ("NA", "None" or "null" are messages like any other). A row without text or label,
+    a label that is no class, or a class without rows is a :class:`DatasetError` naming the file's lines. Messages
+    longer than the model can read are reported: training cuts them to its context.
     """
     names = list(class_names or settings.CLASS_NAMES)
+    shown = display_path(path)
+    fix = "Fix the file, or set DATASET_CSV in helpers/settings.py to another one (docs/adapting.md)."
     try:
-        frame = pd.read_csv(path)
-    except (OSError, ValueError) as exc:
-        raise DatasetError(f"cannot read the dataset {path}: {exc}. Set DATASET_CSV in helpers/settings.py to a CSV "
+        with reading_files():
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except StorageError:
+        raise
+    except (OSError, ValueError, pd.errors.ParserError) as exc:  # EmptyDataError and decoding errors are ValueErrors
+        raise DatasetError(f"cannot read the dataset {shown}: {exc}. Set DATASET_CSV in helpers/settings.py to a CSV "
                            "file with a text and a label column.") from exc
     missing = [column for column in ("text", "label") if column not in frame.columns]
     if missing:
-        raise DatasetError(f"{path} has the columns {list(frame.columns)}, but needs {missing}: a text and a label "
+        raise DatasetError(f"{shown} has the columns {list(frame.columns)}, but needs {missing}: a text and a label "
                            "column (docs/adapting.md)")
-    labels = frame["label"]
-    ids = {name: i for i, name in enumerate(names)}
-    if labels.map(lambda v: isinstance(v, str)).all():
-        unknown = sorted(set(labels) - set(names))
-        encoded = labels.map(ids)
-    else:
-        unknown = sorted(set(labels) - set(range(len(names))))
-        encoded = labels
-    if unknown:
-        raise DatasetError(f"{path} has labels {unknown[:5]} that are not among CLASS_NAMES {names} (or their ids "
-                           f"0 … {len(names) - 1}): set CLASS_NAMES in helpers/settings.py")
-    result = pd.DataFrame({"Label": encoded.astype(int), "Text": frame["text"].astype(str)})
+    if len(frame) == 0:
+        raise DatasetError(f"{shown} has a header but no rows. {fix}")
+    texts, labels = frame["text"].astype(str), frame["label"].astype(str)
+    for column, values in (("text", texts), ("label", labels)):
+        empty = values.index[values.str.strip() == ""]
+        if len(empty):
+            raise DatasetError(f"{shown} has an empty {column} cell on line {_lines(empty)} (line 1 is the header): "
+                               f"every row needs a message and its label. {fix}")
+    ids = {name: i for i, name in enumerate(names)} | {str(i): i for i in range(len(names))}
+    encoded = labels.map(ids.get)
+    unknown = encoded.index[encoded.isna()]
+    if len(unknown):
+        found = sorted(set(labels[unknown]))
+        raise DatasetError(f"{shown} has labels {found[:5]} (line {_lines(unknown)}) that are not among CLASS_NAMES "
+                           f"{names} (or their ids 0 … {len(names) - 1}): fix those lines, or set CLASS_NAMES in "
+                           "helpers/settings.py to the file's classes, in label order")
+    encoded = encoded.astype(int)
+    absent = [name for i, name in enumerate(names) if not (encoded == i).any()]
+    if absent:
+        counts = ", ".join(f"{(encoded == i).sum():,} {name}" for i, name in enumerate(names) if name not in absent)
+        raise DatasetError(f"{shown} has no row of the class(es) {absent} ({counts}): a classifier learns only the "
+                           f"classes it sees. Add rows of {absent}, or remove them from CLASS_NAMES in "
+                           "helpers/settings.py (at least two classes)")
+    result = pd.DataFrame({"Label": encoded.to_numpy(), "Text": texts.to_numpy(dtype=object)})
     check_frame(result)  # rows, and the two columns
+    _report_long_messages(result["Text"], shown)
     return result
+
+
+def _report_long_messages(texts, shown):
+    """Say which messages are longer than the model can read (with ``MAX_LENGTH = None`` they are cut to it)."""
+    if settings.MAX_LENGTH is not None:  # every message is cut to MAX_LENGTH, by your choice
+        return
+    context = model_context_length()
+    if texts.str.len().max() <= context:  # a token holds at least one character: none can be too long
+        return
+    lengths = pd.Series([len(ids) for ids in get_gpt2_tokenizer().encode_ordinary_batch(texts.tolist())],
+                        index=texts.index)
+    long = lengths.index[lengths > context]
+    if len(long):
+        _note_once(f"Note: {len(long):,} message(s) of {shown} (line {_lines(long)}) are longer than the {context:,} "
+                   f"tokens the model reads (the longest: {lengths.max():,}); each is cut to its first {context:,} "
+                   "tokens, as SpamDataset cuts a message to max_length.")
+
+
+def check_splits_of_your_data(splits, shown, class_names) -> None:
+    """Your own data after the 70/10/20 split: enough training rows for one batch of ``BATCH_SIZE``, every class in
+    every split (else :class:`DatasetError`), and a note when validation or test messages also appear among the
+    training messages (duplicates in the file)."""
+    rows, batch = sum(len(split) for split in splits), settings.BATCH_SIZE
+    if len(splits[0]) < batch:
+        raise DatasetError(f"{shown} has {rows:,} rows, so {len(splits[0]):,} training rows (70 %): they cannot fill one "
+                           f"batch of BATCH_SIZE = {batch:,}, and the training loader drops an incomplete batch "
+                           f"(drop_last=True), so it would have nothing to train on. Add rows (at least "
+                           f"{math.ceil(batch / 0.7):,}), or set BATCH_SIZE in helpers/settings.py to at most "
+                           f"{max(len(splits[0]), 1):,}.")
+    for label, name in enumerate(class_names):
+        total = sum(int((split["Label"] == label).sum()) for split in splits)
+        for split_name, split in zip(SPLIT_NAMES, splits):
+            if not (split["Label"] == label).any():
+                raise DatasetError(
+                    f"{shown}: the class {name!r} has {total:,} row(s), and after the 70/10/20 split the {split_name} "
+                    f"split holds none of them ({len(split):,} rows in all). Every class needs rows in the training, "
+                    f"validation and test splits: add rows of {name!r} to the file (the validation split takes 10 % "
+                    "of the rows: about 30 rows of a class or more make it likely to hold some).")
+    seen = set(splits[0]["Text"])
+    repeated = {name: int(split["Text"].isin(seen).sum()) for name, split in zip(SPLIT_NAMES[1:], splits[1:])}
+    if any(repeated.values()):
+        sizes = dict(zip(SPLIT_NAMES[1:], (len(split) for split in splits[1:])))
+        found = " and ".join(f"{count:,} of {sizes[name]:,} {name} messages"
+                             for name, count in repeated.items() if count)
+        _note_once(f"Warning: {found} of {shown} also appear among the training messages (the file repeats "
+                   f"messages). Their scores then overstate how the classifier does on new messages: remove the "
+                   f"repeats (e.g. frame.drop_duplicates(\"text\")) for an honest test.")
 
 
 def prepare_spam_splits(local_copy=None, data_folder=None) -> dict:
@@ -303,32 +487,49 @@ def prepare_spam_splits(local_copy=None, data_folder=None) -> dict:
     Deterministic: every run writes the same bytes, so notebooks can call it to rebuild what
     notebook 1 made. Returns ``{"train": path, "validation": path, "test": path}``.
     """
-    if settings.DATASET_CSV is not None:  # your own data (helpers/settings.py, docs/adapting.md)
-        splits = random_split(load_labelled_csv(settings.DATASET_CSV), 0.7, 0.1)
-    else:
-        raw = load_sms_spam(download_sms_spam_dataset(local_copy, data_folder))
-        splits = random_split(encode_labels(create_balanced_dataset(raw)), 0.7, 0.1)
-    paths = split_paths(data_folder)
-    for split, path in zip(splits, paths.values()):
-        csv = split.to_csv(index=None).encode("utf-8")
-        if not (path.is_file() and path.read_bytes() == csv):
-            atomic_write_bytes(path, csv)
+    check_settings()
+    with reading_files():
+        if settings.DATASET_CSV is not None:  # your own data (helpers/settings.py, docs/adapting.md)
+            source = dataset_csv_path()
+            splits = random_split(load_labelled_csv(source), 0.7, 0.1)
+            check_splits_of_your_data(splits, display_path(source), list(settings.CLASS_NAMES))
+        else:
+            raw = load_sms_spam(download_sms_spam_dataset(local_copy, data_folder))
+            splits = random_split(encode_labels(create_balanced_dataset(raw)), 0.7, 0.1)
+        paths = split_paths(data_folder)
+        folder = paths["train"].parent
+        with contextlib.suppress(OSError):  # if it cannot be made, the write below says why
+            folder.mkdir(parents=True, exist_ok=True)
+        with folder_lock(folder):  # the three files as one set, also when two processes write them at once
+            for split, path in zip(splits, paths.values()):
+                csv = split.to_csv(index=None).encode("utf-8")
+                if not (path.is_file() and path.read_bytes() == csv):
+                    atomic_write_bytes(path, csv)
     return paths
 
 
 # --------------------------------------------------------------------------- PyTorch side
 def read_split(csv_file) -> pd.DataFrame:
-    """One split's CSV, checked: it exists, has ``Label`` and ``Text``, integer labels from 0, and text in every row."""
+    """One split's CSV, checked: it exists, has ``Label`` and ``Text``, integer labels from 0, and text in every row.
+
+    Texts are read as they are ("NA" or "None" is a message, not a missing value). A split of the data folder
+    (``train.csv``, ``validation.csv``, ``test.csv``, written by :func:`prepare_spam_splits`) holds the labels of
+    ``CLASS_NAMES`` only. The frame remembers its file (``data.attrs["source"]``), so later checks can name it.
+    """
     csv_file = Path(csv_file) if isinstance(csv_file, (str, Path)) else csv_file
     if not isinstance(csv_file, Path):
         raise TypeError(f"csv_file must be the path of a split's CSV file (e.g. data/train.csv), got "
                         f"{type(csv_file).__name__}")
-    if not csv_file.is_file():
-        raise FileNotFoundError(f"{csv_file} does not exist; run prepare_spam_splits() (notebook 1) to write it.")
-    try:
-        data = pd.read_csv(csv_file)
-    except pd.errors.EmptyDataError as exc:
-        raise ValueError(f"{csv_file} is empty; run prepare_spam_splits() to rebuild it.") from exc
+    with reading_files():
+        if not csv_file.is_file():
+            raise FileNotFoundError(f"{csv_file} does not exist; run prepare_spam_splits() (notebook 1) to write it.")
+        try:
+            data = pd.read_csv(csv_file, keep_default_na=False, dtype={"Text": str})
+        except pd.errors.EmptyDataError as exc:
+            raise ValueError(f"{csv_file} is empty; run prepare_spam_splits() to rebuild it.") from exc
+        except (ValueError, pd.errors.ParserError) as exc:  # not a CSV table, or not UTF-8 text
+            raise DatasetError(f"{display_path(csv_file)} is not a readable CSV table ({exc}); run "
+                               "prepare_spam_splits() to rebuild it.") from exc
     try:
         check_frame(data)
     except ValueError as exc:
@@ -337,15 +538,43 @@ def read_split(csv_file) -> pd.DataFrame:
         bad = data["Label"][~data["Label"].astype(str).str.fullmatch(r"\d+")].unique()[:3].tolist()
         raise ValueError(f"{csv_file}: labels must be the class numbers 0, 1, ... (encode_labels does that), "
                          f"found {bad}")
-    if data["Text"].isna().any():
-        raise ValueError(f"{csv_file} has rows without text: {data.index[data['Text'].isna()].tolist()[:5]}")
+    empty = data.index[data["Text"].astype(str).str.strip() == ""]
+    if len(empty):
+        raise ValueError(f"{csv_file} has rows without text: line {_lines(empty)} (line 1 is the header)")
+    _check_split_labels(csv_file, data["Label"])
+    data.attrs["source"] = str(csv_file)
     return data
 
 
+def _check_split_labels(csv_file, labels):
+    """A split the workbook wrote to the data folder holds only the labels of ``CLASS_NAMES``."""
+    names = list(settings.CLASS_NAMES)
+    wrong = labels.index[labels >= len(names)]
+    if not len(wrong):
+        return
+    try:
+        ours = csv_file.resolve() in {path.resolve() for path in split_paths().values()}
+    except (StorageError, OSError):  # no usable data folder: this file is not one of its splits
+        return
+    if ours:
+        allowed = ", ".join(f"{i} ({name})" for i, name in enumerate(names))
+        raise DatasetError(f"{display_path(csv_file)} line {_lines(wrong)}: label {labels[wrong[0]]}, but the classes "
+                           f"are {allowed} (CLASS_NAMES in helpers/settings.py). The file was edited, or written for "
+                           "other classes: run prepare_spam_splits() to write it again (it rebuilds the splits from "
+                           "the dataset), or set CLASS_NAMES to the data's classes.")
+
+
 def check_dataset_arguments(tokenizer, max_length, pad_token_id) -> None:
-    """Clear errors for arguments ``SpamDataset`` cannot use (checked before any message is read)."""
+    """Clear errors for arguments ``SpamDataset`` cannot use (checked before any message is read), among them a
+    ``max_length`` longer than the model can read (its context: 1,024 tokens for GPT-2, 128 for the test model)."""
     check_tokenizer(tokenizer)
     check_max_length(max_length)
+    context = model_context_length()
+    if max_length is not None and max_length > context:
+        which = "the test model" if test_model_enabled() else settings.MODEL_SIZE
+        raise ValueError(f"max_length={max_length:,} is longer than {which} can read: its context is {context:,} "
+                         f"tokens. Pass max_length={context:,} or less (None: the longest message, at most "
+                         f"{context:,}).")
     if isinstance(pad_token_id, bool) or not isinstance(pad_token_id, int):
         raise TypeError(f"pad_token_id must be a whole number, got {type(pad_token_id).__name__}: {pad_token_id!r}")
     vocabulary = getattr(tokenizer, "n_vocab", None)
@@ -357,7 +586,8 @@ def check_dataset_arguments(tokenizer, max_length, pad_token_id) -> None:
 class SpamDataset(Dataset):
     """Messages of one split as fixed-length token-id tensors, with their labels.
 
-    ``max_length=None`` uses the longest message of this file (120 tokens for ``train.csv``);
+    ``max_length=None`` uses the longest message of this file (120 tokens for ``train.csv``), at most
+    the model's context (1,024 tokens for GPT-2: a longer message could not be read);
     longer messages are truncated and shorter ones padded with ``pad_token_id`` (``<|endoftext|>``).
     """
 
@@ -367,9 +597,10 @@ class SpamDataset(Dataset):
         self.tokenizer = tokenizer
         self.pad_token_id = pad_token_id
 
-        # Auto-detect the longest message if max_length is not given
+        # Auto-detect the longest message if max_length is not given (at most what the model can read)
         if max_length is None:
-            self.max_length = max(len(tokenizer.encode(text, disallowed_special=())) for text in self.data["Text"])
+            self.max_length = min(max(len(tokenizer.encode(text, disallowed_special=())) for text in self.data["Text"]),
+                                  model_context_length())
         else:
             self.max_length = max_length
 
@@ -388,6 +619,27 @@ class SpamDataset(Dataset):
         return len(self.data)
 
 
+def check_loader_arguments(train_dataset, val_dataset, test_dataset, batch_size) -> None:
+    """Clear errors for loaders that could not train or evaluate: a batch size that is no whole number ≥ 1,
+    a training set too small for one batch (its loader drops an incomplete batch), an empty validation or test set."""
+    if not _whole(batch_size) or batch_size < 1:
+        raise ValueError(f"batch_size must be a whole number of messages, at least 1, got {batch_size!r} "
+                         "(BATCH_SIZE in helpers/settings.py)")
+    if not all(hasattr(dataset, "__len__") for dataset in (train_dataset, val_dataset, test_dataset)):
+        return  # an iterable dataset: its size is known only when read
+    yours = f" ({display_path(dataset_csv_path())}: 70 % of its rows train)" if settings.DATASET_CSV else ""
+    if len(train_dataset) < batch_size:
+        raise DatasetError(f"{len(train_dataset):,} training messages cannot fill one batch of {batch_size:,}: the "
+                           "training loader drops an incomplete batch (drop_last=True), so it would have no batch to "
+                           "train on. Set BATCH_SIZE in helpers/settings.py to at most "
+                           f"{max(len(train_dataset), 1):,}, "
+                           f"or use more data{yours}.")
+    for name, dataset in (("validation", val_dataset), ("test", test_dataset)):
+        if len(dataset) == 0:
+            raise DatasetError(f"the {name} set holds no messages, so there is nothing to evaluate: use more "
+                               f"data{yours}.")
+
+
 def create_dataloaders(train_dataset, val_dataset, test_dataset, batch_size=settings.BATCH_SIZE, seed=settings.SEED,
                        num_workers=0):
     """The book's loaders: train shuffled and ``drop_last``; validation and test in order.
@@ -398,6 +650,7 @@ def create_dataloaders(train_dataset, val_dataset, test_dataset, batch_size=sett
     them, and the notebooks seed exactly where the book does. ``seed`` (``None``: leave it alone) seeds
     that generator now, as the book does just before building its loaders.
     """
+    check_loader_arguments(train_dataset, val_dataset, test_dataset, batch_size)
     if seed is not None:
         torch.manual_seed(seed)
     train_loader = DataLoader(train_dataset, batch_size=batch_size, shuffle=True,
@@ -411,10 +664,13 @@ def get_spam_dataloaders(tokenizer=None, batch_size=settings.BATCH_SIZE, seed=se
     """Everything notebooks 1–2 build, in one call: ``(train_loader, val_loader, test_loader)``.
 
     Val and test reuse the training set's ``max_length`` (120, or ``settings.MAX_LENGTH``), as on the slides.
+    The settings are checked first (:func:`check_settings`).
     """
+    check_settings()
     tokenizer = tokenizer or get_gpt2_tokenizer()
     paths = prepare_spam_splits(data_folder=data_folder)
-    train_dataset = SpamDataset(paths["train"], tokenizer, max_length=settings.MAX_LENGTH)
-    val_dataset = SpamDataset(paths["validation"], tokenizer, max_length=train_dataset.max_length)
-    test_dataset = SpamDataset(paths["test"], tokenizer, max_length=train_dataset.max_length)
+    with reading_files():
+        train_dataset = SpamDataset(paths["train"], tokenizer, max_length=settings.MAX_LENGTH)
+        val_dataset = SpamDataset(paths["validation"], tokenizer, max_length=train_dataset.max_length)
+        test_dataset = SpamDataset(paths["test"], tokenizer, max_length=train_dataset.max_length)
     return create_dataloaders(train_dataset, val_dataset, test_dataset, batch_size=batch_size, seed=seed)

@@ -28,15 +28,37 @@ BOOK = {"MODEL_SIZE": "gpt2-small (124M)", "CLASS_NAMES": ("ham", "spam"), "BATC
         "DATASET_CSV": None}
 
 
+class SettingsError(ValueError):
+    """A setting in this file has a value the workbook cannot use; the message names it, its value and what it
+    accepts (see ``helpers.data.check_settings``, which checks them all before any work starts)."""
+
+
 def current() -> dict:
     """The settings as they are now. Change them by editing this file and restarting the kernel: a value changed
     at run time reaches the code that reads it at call time, but not the defaults already bound at import."""
     return {name: globals()[name] for name in BOOK}
 
 
+#: What the book's ``MAX_LENGTH = None`` resolves to on its own data: the longest training message, 120 tokens.
+BOOK_RESOLVED_MAX_LENGTH = 120
+
+
+def _as_compared(name, value, dataset_csv):
+    """A setting's value as the book's numbers see it: a list of class names is the same names as a tuple, and
+    on the book's data an explicit ``MAX_LENGTH = 120`` is what ``None`` resolves to."""
+    if name == "CLASS_NAMES" and isinstance(value, (list, tuple)):
+        return tuple(value)
+    if name == "MAX_LENGTH" and value is None and dataset_csv is None:
+        return BOOK_RESOLVED_MAX_LENGTH
+    return value
+
+
 def differences_from_the_book() -> dict:
-    """``{name: (yours, the book's)}`` for every setting that is not the book's."""
-    return {name: (value, BOOK[name]) for name, value in current().items() if value != BOOK[name]}
+    """``{name: (yours, the book's)}`` for every setting that is not the book's (a list equal to the book's tuple,
+    or ``MAX_LENGTH = 120`` on the book's data, counts as the book's)."""
+    yours, book = current(), BOOK
+    return {name: (value, book[name]) for name, value in yours.items()
+            if _as_compared(name, value, yours["DATASET_CSV"]) != _as_compared(name, book[name], book["DATASET_CSV"])}
 
 
 def lecture_settings() -> dict:

@@ -16,6 +16,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from . import settings
 from .gpt import GPTModel, get_model_config
 from .storage.download import DownloadError, download_file
 from .storage.paths import ENV_GPT2_DIR, ENV_TEST_MODEL, data_dir, display_path, env_flag
@@ -74,6 +75,14 @@ def print_test_model_banner(file=None):
     width = max(map(len, lines)) + 4
     box = ["╔" + "═" * width + "╗", *("║  " + line.ljust(width - 2) + "║" for line in lines), "╚" + "═" * width + "╝"]
     print("\n".join(box), file=file)
+
+
+def model_context_length(model_size=None) -> int:
+    """How many tokens the model the workbook uses now can read: the test model's 128 with
+    ``WORKBOOK_TEST_MODEL=1``, else the context of ``model_size`` (default ``settings.MODEL_SIZE``; 1,024 for GPT-2)."""
+    if test_model_enabled():
+        return TEST_MODEL_CONFIG["context_length"]
+    return get_model_config(model_size or settings.MODEL_SIZE)["context_length"]
 
 
 def test_model_note(what):
@@ -242,6 +251,7 @@ def download_and_load_gpt2(model_size="gpt2-small (124M)", models_dir=None) -> G
     With ``WORKBOOK_TEST_MODEL=1`` it returns the tiny random test model instead, and says so.
     The slide's version also prints a test generation; notebook 3 runs that step in its next cells.
     """
+    get_model_config(model_size)  # an unknown size is an error, with the test model too
     if test_model_enabled():
         return build_test_model()
     # Download the weights from Hugging Face once (or use a staged copy), then check and load them

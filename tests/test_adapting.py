@@ -1,6 +1,7 @@
 """The workbook adapted as docs/adapting.md describes: other classes, another batch size, other settings."""
 import subprocess
 import sys
+import tracemalloc
 
 import numpy as np
 import pandas as pd
@@ -205,3 +206,245 @@ def test_activity_2_accepts_the_labels_of_other_classes(monkeypatch, split_dir, 
     check_activity_2(first_inputs=inputs, first_labels=torch.tensor([0, 3, 1, 2, 0, 0, 1, 2]), paths=paths,
                      tokenizer=tokenizer)
     assert "labels should be 0 (ham), 1 (spam), 2 (phishing), got [0, 1, 2, 3]" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- issue 32: settings checked at the start
+@pytest.fixture
+def sms_data(monkeypatch, tmp_path, staged_zip):
+    """The test model, the SMS data staged, a fresh data folder."""
+    monkeypatch.setenv("WORKBOOK_TEST_MODEL", "1")
+    monkeypatch.setenv("WORKBOOK_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("WORKBOOK_SMS_ZIP", str(staged_zip))
+    return tmp_path
+
+
+@pytest.mark.parametrize("name,value,match", [
+    ("BATCH_SIZE", 0, "BATCH_SIZE = 0, but it must be a whole number of at least 1"),
+    ("BATCH_SIZE", 8.0, "BATCH_SIZE = 8.0, but it must be a whole number"),
+    ("NUM_EPOCHS", True, "NUM_EPOCHS = True"),
+    ("EVAL_FREQ", -5, "EVAL_FREQ = -5"),
+    ("CLASS_NAMES", ("ham", "spam", "ham"), "'ham' appears twice"),
+    ("CLASS_NAMES", ("ham",), "two or more class names"),
+    ("CLASS_NAMES", ("ham"), "It is one string, read as its letters: a tuple needs commas, e.g. \\('ham', \"spam\"\\)"),
+    ("CLASS_NAMES", ("ham", ""), "non-empty names"),
+    ("CLASS_NAMES", ("ham", "sp\tam"), "without tabs, line breaks"),
+    ("CLASS_NAMES", ("spam", "ham"), "\\('ham', 'spam'\\) while DATASET_CSV is None: the SMS Spam Collection's classes"),
+    ("MODEL_SIZE", "gpt2-tiny", "MODEL_SIZE = 'gpt2-tiny', but it must be one of 'gpt2-small \\(124M\\)'.*The test model"),
+    ("LEARNING_RATE", float("nan"), "LEARNING_RATE = nan, but it must be a finite number above 0"),
+    ("LEARNING_RATE", 0, "LEARNING_RATE = 0"),
+    ("WEIGHT_DECAY", -0.1, "WEIGHT_DECAY = -0.1, but it must be a finite number of at least 0"),
+    ("MAX_LENGTH", 5000, "MAX_LENGTH = 5000, but it must be None .* from 1 to 128, the context the test model can read"),
+    ("MAX_LENGTH", 0, "MAX_LENGTH = 0"),
+    ("SEED", "123", "SEED = '123'"),
+    ("DATASET_CSV", "no/such/file.csv", "DATASET_CSV = 'no/such/file.csv'.*file.csv \\(a relative path is read from the "
+                                        "project's folder\\): No such file"),
+])
+def test_every_setting_is_checked_before_any_work(monkeypatch, sms_data, name, value, match):
+    """Item 8: BATCH_SIZE = 0 raised torch's own ValueError; CLASS_NAMES = ("ham", "spam", "ham") trained the whole
+    run before failing in save_classifier; ("ham") was read as the classes 'a', 'h', 'm'; "gpt2-tiny" was accepted."""
+    from helpers import SettingsError, build_spam_classifier, check_settings, get_spam_dataloaders, train_spam_classifier
+
+    monkeypatch.setattr(settings, name, value)
+    for start in (check_settings, get_spam_dataloaders, lambda: build_spam_classifier(device="cpu"),
+                  lambda: train_spam_classifier(device="cpu")):
+        with pytest.raises(SettingsError, match=match):
+            start()
+    assert not (sms_data / "data" / "train.csv").exists()  # nothing was done
+    assert isinstance(SettingsError("x"), ValueError)
+
+
+def test_a_setting_that_is_wrong_stops_the_command_line_with_status_2(tmp_path, run_cli):
+    """The command line reads helpers/settings.py as a fresh process does: a bad value is a message and status 2."""
+    result = run_cli("prepare", "--no-timing", env={"WORKBOOK_DATA_DIR": str(tmp_path),
+                                                    "PYTHONPATH": str(_settings_override(tmp_path, BATCH_SIZE=0))})
+    assert result.returncode == 2 and b"BATCH_SIZE = 0, but it must be a whole number" in result.stderr
+    assert b"Traceback" not in result.stderr
+
+
+def _settings_override(tmp_path, **values):
+    """A sitecustomize that changes helpers/settings.py's values in a fresh process (as an edited file would)."""
+    folder = tmp_path / "site"
+    folder.mkdir(exist_ok=True)
+    lines = ["import helpers.settings as s"] + [f"s.{name} = {value!r}" for name, value in values.items()]
+    (folder / "sitecustomize.py").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_a_list_of_the_books_class_names_or_its_120_tokens_are_the_books_settings(monkeypatch):
+    """Item 9: ["ham", "spam"] and MAX_LENGTH = 120 counted as different from the book, so the comparison vanished."""
+    monkeypatch.setattr(settings, "CLASS_NAMES", ["ham", "spam"])
+    monkeypatch.setattr(settings, "MAX_LENGTH", 120)
+    assert settings.differences_from_the_book() == {}
+    monkeypatch.setattr(settings, "MAX_LENGTH", 100)
+    assert settings.differences_from_the_book() == {"MAX_LENGTH": (100, None)}
+    monkeypatch.setattr(settings, "MAX_LENGTH", 120)
+    monkeypatch.setattr(settings, "DATASET_CSV", "mine.csv")  # 120 is the book's only on the book's data
+    assert set(settings.differences_from_the_book()) == {"DATASET_CSV"}
+    monkeypatch.setattr(settings, "CLASS_NAMES", ["spam", "ham"])
+    assert "CLASS_NAMES" in settings.differences_from_the_book()
+
+
+# --------------------------------------------------------------------------- issue 32: your own data, checked
+def write_csv(path, rows, header="text,label"):
+    """A CSV file as a person writes one: ``rows`` of (text, label), quoted where needed."""
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        f.write(header + "\n")
+        csv.writer(f, lineterminator="\n").writerows(rows)
+    return path
+
+
+def two_classes(n=80):
+    return [(f"{'WIN a prize, call now' if i % 2 else 'see you at dinner'} {i}", "spam" if i % 2 else "ham")
+            for i in range(n)]
+
+
+@pytest.fixture
+def your_data(monkeypatch, tmp_path):
+    """``your_data(rows)``: DATASET_CSV set to a CSV of these rows, the test model, a fresh data folder."""
+    monkeypatch.setenv("WORKBOOK_TEST_MODEL", "1")
+    monkeypatch.setenv("WORKBOOK_DATA_DIR", str(tmp_path / "data"))
+
+    def use(rows, header="text,label", name="mine.csv"):
+        path = write_csv(tmp_path / name, rows, header)
+        monkeypatch.setattr(settings, "DATASET_CSV", str(path))
+        return path
+
+    return use
+
+
+def test_an_empty_label_or_text_names_your_file_and_its_line(your_data, tokenizer):
+    """Items 2 and 3: an empty label cell raised TypeError from sorted(); an empty text named the generated
+    train.csv and its row numbers, not your file."""
+    from helpers import DatasetError, get_spam_dataloaders, load_labelled_csv
+
+    rows = two_classes()
+    rows[4] = (rows[4][0], "")
+    your_data(rows)
+    with pytest.raises(DatasetError, match=r"mine.csv has an empty label cell on line 6 \(line 1 is the header\)"):
+        get_spam_dataloaders(tokenizer)
+    rows = two_classes()
+    rows[9] = ("   ", "ham")
+    rows[20] = ("", "spam")
+    path = your_data(rows)
+    with pytest.raises(DatasetError, match=r"mine.csv has an empty text cell on line 11, 22"):
+        get_spam_dataloaders(tokenizer)
+    (path.parent / "short.csv").write_text("text,label\nhello\nWIN,spam\n")  # a row with a missing cell
+    with pytest.raises(DatasetError, match="short.csv has an empty label cell on line 2"):
+        load_labelled_csv(path.parent / "short.csv")
+
+
+def test_messages_that_read_na_none_or_null_are_messages(your_data, tokenizer):
+    """Item 3: "NA", "None", "N/A", "null" became missing values (or the text 'nan' on pandas 2.2)."""
+    from helpers import get_spam_dataloaders, load_labelled_csv
+
+    rows = two_classes()
+    for i, text in zip(range(0, 40, 4), ["NA", "None", "N/A", "null", "NaN", "nan", "#N/A", "NULL", "n/a", "-nan"]):
+        rows[i] = (text, rows[i][1])
+    path = your_data(rows)
+    frame = load_labelled_csv(path)
+    assert frame["Text"][:40:4].tolist() == ["NA", "None", "N/A", "null", "NaN", "nan", "#N/A", "NULL", "n/a", "-nan"]
+    loaders = get_spam_dataloaders(tokenizer)  # the splits keep them as text too
+    texts = pd.concat([loader.dataset.data["Text"] for loader in loaders])
+    assert {"NA", "None", "N/A", "null"} <= set(texts) and texts.map(type).eq(str).all()
+
+
+def test_fewer_than_two_classes_or_a_class_missing_from_a_split_is_refused(your_data, tokenizer):
+    """Item 4: 747 ham alone, or a class with one example, trained to a matrix [[151, 0], [0, 0]] and 100 %."""
+    from helpers import DatasetError, get_spam_dataloaders
+
+    your_data([(f"see you at {i}", "ham") for i in range(747)])
+    with pytest.raises(DatasetError, match=r"mine.csv has no row of the class\(es\) \['spam'\] \(747 ham\)"):
+        get_spam_dataloaders(tokenizer)
+    your_data([(f"see you at {i}", "ham") for i in range(746)] + [("WIN a prize", "spam")])
+    with pytest.raises(DatasetError, match="the class 'spam' has 1 row.*split holds none of them.*Every class needs rows "
+                                           "in the training, validation and test splits"):
+        get_spam_dataloaders(tokenizer)
+
+
+def test_too_few_rows_for_one_batch_says_so_before_training(monkeypatch, your_data, tokenizer):
+    """Item 5: 10 rows gave loaders of 0/1/1 batches and "the data loader has no batches" after training started;
+    BATCH_SIZE = 10_000 the same."""
+    from helpers import DatasetError, get_spam_dataloaders
+
+    your_data(two_classes(10))
+    with pytest.raises(DatasetError, match=r"mine.csv has 10 rows, so 7 training rows \(70 %\): they cannot fill one "
+                                           r"batch of BATCH_SIZE = 8, and the training loader drops an incomplete "
+                                           r"batch.*at least 12.*at most 7"):
+        get_spam_dataloaders(tokenizer)
+    your_data(two_classes(80))
+    monkeypatch.setattr(settings, "BATCH_SIZE", 10_000)
+    with pytest.raises(DatasetError, match=r"80 rows, so 56 training rows \(70 %\): they cannot fill one batch of "
+                                           r"BATCH_SIZE = 10,000.*at most 56"):
+        get_spam_dataloaders(tokenizer, batch_size=settings.BATCH_SIZE)
+
+
+def test_repeated_messages_across_the_splits_are_reported_once(your_data, tokenizer, capsys):
+    """Item 6: the data tripled by duplicates put 827 of 897 test messages into training too, silently."""
+    from helpers import get_spam_dataloaders
+
+    rows = two_classes(100)
+    your_data(rows * 3)
+    loaders = get_spam_dataloaders(tokenizer)
+    out = capsys.readouterr().out
+    seen = set(loaders[0].dataset.data["Text"])
+    repeated = int(loaders[2].dataset.data["Text"].isin(seen).sum())
+    assert repeated > 0 and f"Warning: " in out and f"{repeated} of {len(loaders[2].dataset)} test messages" in out
+    assert "also appear among the training messages" in out and "drop_duplicates" in out
+    get_spam_dataloaders(tokenizer)
+    assert "Warning" not in capsys.readouterr().out  # once
+
+
+def test_a_message_longer_than_the_model_reads_is_cut_and_reported(your_data, tokenizer, capsys):
+    """Item 1: a 229-token message crashed training with IndexError from F.embedding; a 2 MB message set max_length
+    to about 420,000 tokens and took 10.5 GB."""
+    from helpers import get_spam_dataloaders, train_spam_classifier
+
+    rows = two_classes(60)
+    rows[3] = ("WIN " * 229, "spam")
+    rows[7] = ("call now and win " * 130_000, "spam")  # 2.2 MB
+    your_data(rows)
+    tracemalloc.start()
+    try:
+        loaders = get_spam_dataloaders(tokenizer)
+        model, history = train_spam_classifier(device="cpu", loaders=loaders, settings={"num_epochs": 1})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    out = capsys.readouterr().out
+    assert "2 message(s) of" in out and "mine.csv (line 5, 9) are longer than the 128 tokens the model reads" in out
+    assert "each is cut to its first 128 tokens" in out
+    assert loaders[0].dataset.max_length <= 128 and history["training"]["steps_done"] == len(loaders[0])
+    assert peak < 400e6
+
+
+def test_a_run_says_its_steps_and_time_before_it_starts(monkeypatch, sms_data, capsys):
+    """Item 7: 200,000 rows projected 95 minutes with no estimate printed (notebooks 5 and 6 said "about 2 minutes")."""
+    from helpers import get_spam_dataloaders, train_spam_classifier
+    from helpers.classroom import pipeline
+
+    loaders = get_spam_dataloaders()
+    model, _ = train_spam_classifier(device="cpu", loaders=loaders, settings={"num_epochs": 1})
+    out = capsys.readouterr().out
+    assert "Training: 130 steps (1 epoch(s) of 130 batches of 8), about" in out and "on this machine" in out
+    monkeypatch.setattr(pipeline, "projected_seconds", lambda *a, **k: 95 * 60.0)
+    pipeline.announce_run(model, loaders)
+    out = capsys.readouterr().out
+    assert "about 95.0 minutes on this machine" in out and "A long run: fewer epochs (NUM_EPOCHS)" in out
+
+
+def test_the_projection_leaves_the_run_as_it_would_have_been(sms_data):
+    """Timing a step must not draw from PyTorch's generator (the batches) or change the weights or gradients."""
+    from helpers import build_spam_classifier, get_spam_dataloaders
+    from helpers.classroom.pipeline import projected_seconds
+
+    loaders = get_spam_dataloaders()
+    model = build_spam_classifier(device="cpu")
+    torch.manual_seed(123)
+    state, weights = torch.get_rng_state(), {n: p.clone() for n, p in model.named_parameters()}
+    one = projected_seconds(model, loaders, {"num_epochs": 1}, engine="lecture")
+    five = projected_seconds(model, loaders, {"num_epochs": 5}, engine="lecture")
+    assert torch.equal(torch.get_rng_state(), state) and one > 0 and five > 0
+    assert all(torch.equal(p, weights[n]) and p.grad is None for n, p in model.named_parameters())
+    assert projected_seconds(model, loaders, {"num_epochs": 5}, engine="exact") > 0

@@ -244,8 +244,12 @@ def test_seed_as_after_training_refuses_a_malformed_recipe(training):
 def test_a_classifier_not_trained_as_the_books_is_not_compared(monkeypatch, capsys, full_training):
     """Notebook 5 passes the checkpoint's recipe: its provenance says whether the book's numbers apply."""
     monkeypatch.setenv("WORKBOOK_TEST_MODEL", "0")
-    recipe = {"pooling": "last", "max_length": 120, "class_names": ["ham", "spam"], "training": full_training}
+    recipe = {"model_name": "gpt2-small (124M)", "pooling": "last", "max_length": 120, "class_names": ["ham", "spam"],
+              "training": full_training}
     assert compare_with_book("final", trained=recipe, test_accuracy=0.96) is not None
+    # a checkpoint of the test model, read while WORKBOOK_TEST_MODEL=0: its own name says what it is
+    assert compare_with_book("final", trained={**recipe, "model_name": "test-model"}, test_accuracy=0.96) is None
+    assert "trained from the tiny random TEST MODEL" in capsys.readouterr().out
     for change, reason in ((dict(steps_done=2), "trained 2 of 650 steps"), (dict(engine="flexible"), "'flexible'"),
                            (dict(settings=dict(full_training["settings"], lr=1e-4)), "'lr': 0.0001"),
                            (dict(steps_planned=1305, steps_done=1305, batch_size=4), "1305 steps of 4 messages")):

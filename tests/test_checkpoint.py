@@ -344,3 +344,93 @@ def test_saving_checks_what_it_records(full_training, tmp_path, tiny_classifier,
 def test_the_checkpoint_module_writes_only_through_the_checked_writer():
     source = open(checkpoint_module.__file__).read()
     assert "write_checked(" in source and "open(" not in source.replace("safe_open(", "")
+
+
+# --------------------------------------------------------------------------- issue 32: a checkpoint is what it says
+def test_a_model_name_that_does_not_fit_the_weights_is_refused(tmp_path, tiny_classifier, saved, run_cli, capsys):
+    """Item 10: a recipe saying "gpt2-small (124M)" over the test model's 64-dimension tensors (checksum updated)
+    loaded as GPT-2 small; the CLI showed no test-model banner, and notebook 5 set the book's table beside it."""
+    from helpers import TEST_MODEL_CONFIG, build_test_model, prepare_for_classification
+
+    test_model = prepare_for_classification(build_test_model())
+    capsys.readouterr()
+    folder = saved(test_model, tmp_path / "test-model", max_length=120)
+    recipe = rewrite(folder)
+    assert recipe["model_name"] == "test-model" and recipe["config"] == TEST_MODEL_CONFIG
+    rewrite(folder, {**recipe, "model_name": "gpt2-small (124M)"})
+    with pytest.raises(CheckpointError, match=r"config.context_length is 128, but it must be 1024, as in 'gpt2-small "
+                                              r"\(124M\)', the model its model_name says it is"):
+        load_classifier(folder)
+    result = run_cli("classify", "--checkpoint", str(folder), "hello")
+    assert result.returncode == 2 and b"the name and the weights disagree" in result.stderr
+    folder = saved(tiny_classifier(), tmp_path / "tiny")
+    rewrite(folder, {**rewrite(folder), "model_name": "test-model"})  # the other way round: not the test model either
+    with pytest.raises(CheckpointError, match="config.emb_dim is 32, but it must be 64, as in 'test-model'"):
+        load_classifier(folder)
+    with pytest.raises(ValueError, match="save_classifier: config.emb_dim is 32, but it must be 64"):
+        model = tiny_classifier()
+        model.is_test_model = True  # a model that says it is the test model, but is not
+        saved(model, tmp_path / "liar")
+
+
+def test_a_test_model_checkpoint_says_so_wherever_it_is_read(tmp_path, saved, run_cli, capsys):
+    from helpers import build_test_model, prepare_for_classification
+
+    folder = saved(prepare_for_classification(build_test_model()), tmp_path / "ckpt", max_length=120)
+    capsys.readouterr()
+    _, recipe = load_classifier(folder)
+    assert describe(recipe).startswith("test-model (the TEST MODEL: random weights, not GPT-2), classes ham/spam")
+    result = run_cli("classify", "--checkpoint", str(folder), "hello", env={"WORKBOOK_TEST_MODEL": "0"})
+    assert result.returncode == 0 and b"TEST MODEL: a tiny GPT with RANDOM weights" in result.stderr
+    assert b"TEST MODEL" not in result.stdout and result.stdout.count(b"\n") == 1
+
+
+def test_a_checkpoint_given_as_its_file_is_read_from_its_folder(tmp_path, tiny_classifier, saved, run_cli):
+    """Item 16: --checkpoint …/classifier.safetensors said "no classifier checkpoint in …/classifier.safetensors"."""
+    folder = saved(tiny_classifier(), tmp_path / "ckpt")
+    _, recipe = load_classifier(folder / CHECKPOINT_FILE)
+    assert recipe == load_classifier(folder)[1]
+    result = run_cli("classify", "--checkpoint", str(folder / CHECKPOINT_FILE), "hello")
+    assert result.returncode == 0 and result.stdout.count(b"\n") == 1
+    other = tmp_path / "notes.txt"
+    other.write_text("not a checkpoint")
+    with pytest.raises(CheckpointError, match="notes.txt is a file, not a classifier checkpoint: pass the folder"):
+        load_classifier(other)
+    result = run_cli("classify", "--checkpoint", str(other), "hello")
+    assert result.returncode == 2 and b"is a file, not a classifier checkpoint" in result.stderr
+
+
+def test_an_unmerged_lora_model_is_not_saved_as_if_it_could_be_read_back(tmp_path, tiny_classifier, saved):
+    """Item 22: save_classifier wrote an unmerged LoRA model that load_classifier then refused."""
+    from helpers import apply_lora, merge_lora
+
+    model = apply_lora(tiny_classifier(), rank=2)
+    with pytest.raises(ValueError, match="LoRA adapter tensors .* not merged .* merge_lora\\(model\\), then save"):
+        saved(model, tmp_path / "lora")
+    assert not (tmp_path / "lora").exists()
+    x = torch.randint(0, 50257, (2, 20))
+    with torch.no_grad():
+        for module in model.modules():
+            if hasattr(module, "B") and isinstance(module.B, torch.nn.Parameter):
+                module.B.normal_(std=0.5)
+        expected = model(x)[:, -1]
+    loaded, _ = load_classifier(saved(merge_lora(model), tmp_path / "lora", max_length=20))
+    with torch.no_grad():
+        assert torch.allclose(loaded(x)[:, -1], expected, atol=1e-4)
+
+
+def test_text_from_a_checkpoint_reaches_the_terminal_as_plain_text(tmp_path, tiny_classifier, saved, run_cli):
+    """Item 13: class names and saved_by reached the terminal raw (escape codes cleared the screen), and a tab or a
+    newline in a class name turned 2 inputs into 4 output records."""
+    names = ["h\tam\x1b[2J", "sp\nam\x1b[31m"]
+    folder = saved(tiny_classifier(), tmp_path / "ckpt", class_names=names, saved_by="me\x1b]0;owned\x07\u202e")
+    result = run_cli("classify", "--checkpoint", str(folder), "first", "second")
+    assert result.returncode == 0, result.stderr
+    records = result.stdout.decode().split("\n")
+    assert len(records) == 3 and records[2] == "" and all(r.count("\t") == 2 for r in records[:2])
+    assert {r.split("\t")[0] for r in records[:2]} <= {"h\\tam\\x1b[2J", "sp\\nam\\x1b[31m"}
+    assert b"\x1b" not in result.stdout + result.stderr and b"\x07" not in result.stderr
+    assert "classes h\\tam\\x1b[2J/sp\\nam\\x1b[31m" in result.stderr.decode()
+    assert "saved by me\\x1b]0;owned\\x07\\u202e" in result.stderr.decode()
+    _, recipe = load_classifier(folder)
+    assert "\x1b" not in describe(recipe) and "\n" not in describe(recipe)

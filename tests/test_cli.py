@@ -100,8 +100,17 @@ def test_cli_output_into_a_closed_pipe_ends_quietly(cli_checkpoint):
     messages = ("win a prize " * 300 + "\n") * 100  # far more output than a pipe holds
     process = subprocess.Popen([sys.executable, "-m", "helpers", "classify", "--checkpoint", str(cli_checkpoint)],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=PROJECT_ROOT)
-    process.stdin.write(messages.encode())
-    process.stdin.close()
+
+    def feed():  # from another thread, as a producer in a pipeline writes: the records come while it reads
+        try:
+            process.stdin.write(messages.encode())
+            process.stdin.close()
+        except BrokenPipeError:
+            pass
+
+    import threading
+
+    threading.Thread(target=feed, daemon=True).start()
     first = process.stdout.readline()  # `| head -1`
     process.stdout.close()
     stderr = process.stderr.read()
@@ -157,3 +166,80 @@ def test_cli_errors(checkpoint, tmp_path, classify):
     assert empty.returncode == 2 and "message 2 is empty" in empty.stderr
     nothing = classify("--checkpoint", str(checkpoint), stdin="")
     assert nothing.returncode == 2 and "nothing to classify" in nothing.stderr
+
+
+# --------------------------------------------------------------------------- issue 32: a Unix tool
+def test_ctrl_c_stops_with_the_lines_done_so_far_and_status_130(cli_checkpoint):
+    """Item 14: Ctrl+C while classifying 100,000 lines gave a KeyboardInterrupt traceback from inside torch and
+    0 lines written, because nothing was written until the end."""
+    import signal
+    import threading
+
+    process = subprocess.Popen([sys.executable, "-m", "helpers", "classify", "--checkpoint", str(cli_checkpoint)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=PROJECT_ROOT)
+
+    def feed():
+        try:
+            for start in range(0, 100_000, 1000):
+                process.stdin.write("".join(f"message number {i}, win a prize\n"
+                                            for i in range(start, start + 1000)).encode())
+            process.stdin.close()
+        except (BrokenPipeError, ValueError):  # it stopped reading: as it should after Ctrl+C
+            pass
+
+    threading.Thread(target=feed, daemon=True).start()
+    first = [process.stdout.readline() for _ in range(64)]  # written while it goes on: two batches of 32
+    process.send_signal(signal.SIGINT)
+    rest = process.stdout.read().split(b"\n")[:-1]
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 130
+    lines = first + [line + b"\n" for line in rest]
+    assert 64 <= len(lines) < 100_000 and all(line.count(b"\t") == 2 and line.endswith(b"\n") for line in lines)
+    assert lines[0].endswith(b"\tmessage number 0, win a prize\n")
+    assert b"interrupted:" in stderr and b"message(s) classified and written" in stderr
+    assert b"Traceback" not in stderr and b"KeyboardInterrupt" not in stderr
+
+
+def _shell(command, checkpoint, env=None):
+    import os
+
+    return subprocess.run(["sh", "-c", command.replace("CLASSIFY", f'"{sys.executable}" -m helpers classify '
+                                                                  f'--checkpoint "{checkpoint}"')],
+                          capture_output=True, cwd=PROJECT_ROOT, timeout=120, env={**os.environ, **(env or {})})
+
+
+def test_a_closed_stdout_or_stderr_or_a_narrow_encoding_ends_clearly(tmp_path, saved):
+    """Item 15: a closed stdout gave AttributeError ('NoneType' … 'flush'), exit 1; with stderr closed the banner
+    went to stdout; an encoding that cannot show the text gave UnicodeEncodeError, exit 1."""
+    from helpers import build_test_model, prepare_for_classification
+
+    checkpoint = saved(prepare_for_classification(build_test_model()), tmp_path / "ckpt", max_length=120)
+    closed = _shell("CLASSIFY hello >&-", checkpoint)
+    assert closed.returncode == 2 and b"stdout is closed" in closed.stderr and b"Traceback" not in closed.stderr
+    quiet = _shell("CLASSIFY hello 'see you' 2>&-", checkpoint)
+    assert quiet.returncode == 0 and quiet.stdout.count(b"\n") == 2 and b"TEST MODEL" not in quiet.stdout
+    assert all(line.count(b"\t") == 2 for line in quiet.stdout.splitlines())
+    ascii_out = _shell("CLASSIFY 'caf\u00e9 \u4e2d\u6587 \\x41'", checkpoint, env={"PYTHONIOENCODING": "ascii"})
+    assert ascii_out.returncode == 0, ascii_out.stderr
+    assert ascii_out.stdout.endswith(b"\tcaf\\xe9 \\u4e2d\\u6587 \\\\x41\n")  # escapes, and a real backslash doubled
+    assert b"cannot show every character" in ascii_out.stderr and b"Traceback" not in ascii_out.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["prepare", "--size", "gpt2-tiny", "--no-timing"], b"invalid choice: 'gpt2-tiny'"),
+    (["prepare", "--from", "README.md", "--no-timing"], b"is a file, not a folder"),
+    (["slides", "--no-execute", "README.md"], b"README.md is not a notebook (a .ipynb file)"),
+    (["slides", "--no-execute", "notebooks"], b"notebooks is a folder, not a notebook"),
+])
+def test_every_subcommand_exits_2_with_a_message_on_bad_input(args, message, run_cli, tmp_path):
+    """Items 17 and 21: `prepare --size gpt2-tiny` and `slides` of a file that is no notebook exited 1 with a
+    traceback; `prepare --from README.md` said the folder "does not exist"."""
+    result = run_cli(*args, env={"WORKBOOK_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2 and message in result.stderr and b"Traceback" not in result.stderr
+
+
+def test_a_file_named_like_a_notebook_that_is_not_one_is_refused(tmp_path, run_cli):
+    fake = tmp_path / "fake.ipynb"
+    fake.write_text("not json")
+    result = run_cli("slides", "--no-execute", str(fake), env={"WORKBOOK_DATA_DIR": str(tmp_path / "data")})
+    assert result.returncode == 2 and b"is not a readable notebook" in result.stderr and b"Traceback" not in result.stderr

@@ -333,3 +333,93 @@ def test_an_encrypted_zip_or_a_folder_for_the_staged_zip_is_a_clear_error(tmp_pa
     monkeypatch.setenv("WORKBOOK_SMS_ZIP", str(tmp_path))
     with pytest.raises(DatasetError, match="is a folder; point WORKBOOK_SMS_ZIP at the zip file itself"):
         download_sms_spam_dataset(data_folder=tmp_path / "data")
+
+
+# --------------------------------------------------------------------------- issue 32: items 17, 18, 23
+def test_a_zip_whose_entry_python_cannot_decompress_is_a_dataset_error(tmp_path):
+    """Item 17: an entry stored with Deflate64 (some Windows tools) raised zipfile's bare NotImplementedError."""
+    deflate64 = tmp_path / "sms_spam_collection.zip"
+    with zipfile.ZipFile(deflate64, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("SMSSpamCollection", b"ham\thello\n" * 50)
+    data = bytearray(deflate64.read_bytes())
+    data[8:10] = (9).to_bytes(2, "little")  # compression method 9, Deflate64, in the local header ...
+    central = data.rfind(b"PK\x01\x02")
+    data[central + 10:central + 12] = (9).to_bytes(2, "little")  # ... and in the central directory
+    deflate64.write_bytes(bytes(data))
+    with pytest.raises(DatasetError, match="compression method Python cannot read.*Deflate64.*WORKBOOK_SMS_ZIP"):
+        download_sms_spam_dataset(local_copy=deflate64, data_folder=tmp_path / "data")
+
+
+def test_a_split_of_the_data_folder_edited_to_hold_another_label_is_refused(monkeypatch, tmp_path, staged_zip,
+                                                                            tokenizer, tiny_gpt):
+    """Item 18: label 2 in a 2-class split was accepted, then failed inside the loss with IndexError."""
+    monkeypatch.setenv("WORKBOOK_DATA_DIR", str(tmp_path))
+    paths = prepare_spam_splits(local_copy=staged_zip)
+    frame = pd.read_csv(paths["train"])
+    frame.loc[5, "Label"] = 2
+    frame.to_csv(paths["train"], index=None)
+    with pytest.raises(DatasetError, match=r"train.csv line 7: label 2, but the classes are 0 \(ham\), 1 \(spam\).*"
+                                           r"prepare_spam_splits\(\)"):
+        SpamDataset(paths["train"], tokenizer)
+    # a file of three classes elsewhere (notebook 7's example) is read as it is; the model then says what fits
+    from helpers import calc_loss_batch, calc_loss_loader, prepare_for_classification, train_classifier_simple
+
+    three = tmp_path / "elsewhere" / "three_class_train.csv"
+    three.parent.mkdir()
+    frame.to_csv(three, index=None)
+    dataset = SpamDataset(three, tokenizer, max_length=16)
+    loader = create_dataloaders(dataset, dataset, dataset, batch_size=8)[0]
+    model = prepare_for_classification(tiny_gpt())
+    with pytest.raises(ValueError, match=r"three_class_train.csv line 7 .*label 2, but this classifier has 2 outputs.*"
+                                         r"num_classes=3"):
+        calc_loss_loader(loader, model, "cpu")
+    with pytest.raises(ValueError, match="label 2, but this classifier has 2 outputs"):
+        train_classifier_simple(model, loader, loader, torch.optim.AdamW(model.parameters()), "cpu", 1, 1, 1)
+    with pytest.raises(ValueError, match="holds label 2, but the classifier has 2 outputs"):
+        calc_loss_batch(torch.zeros(2, 16, dtype=torch.long), torch.tensor([0, 2]), model, "cpu")
+
+
+def test_no_batch_is_made_longer_than_the_model_reads(monkeypatch, tmp_path, tokenizer, tiny_classifier):
+    from helpers import calc_accuracy_loader, calc_loss_batch
+
+    """Items 1 and 23: a message longer than the context (or max_length=5000) reached the model: IndexError from
+    the embedding, or, for a 2 MB message, 420,000-token batches and 10 GB of memory."""
+    monkeypatch.setenv("WORKBOOK_TEST_MODEL", "1")  # the test model reads 128 tokens
+    long = tmp_path / "long.csv"
+    pd.DataFrame({"Label": [0, 1, 0], "Text": ["short", "win " * 300, "ok " * 500_000]}).to_csv(long, index=None)
+    tracemalloc.start()
+    try:
+        dataset = SpamDataset(long, tokenizer)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert dataset.max_length == 128 and dataset[2][0].shape == (128,)  # cut to the context, as to a max_length
+    assert peak < 100e6
+    with pytest.raises(ValueError, match="max_length=5,000 is longer than the test model can read: its context is "
+                                         "128 tokens. Pass max_length=128 or less"):
+        SpamDataset(long, tokenizer, max_length=5000)
+    model = tiny_classifier(context_length=64)  # a model that reads less than the dataset gives
+    loader = create_dataloaders(dataset, dataset, dataset, batch_size=1)[1]
+    with pytest.raises(ValueError, match="pads every message to 128 tokens, but this model reads at most 64"):
+        calc_accuracy_loader(loader, model, "cpu")
+    with pytest.raises(ValueError, match="messages of 128 tokens, but the model reads at most 64"):
+        calc_loss_batch(*next(iter(loader)), model, "cpu")
+
+
+def test_loaders_refuse_a_batch_size_they_cannot_fill(split_dir, tokenizer):
+    """Item 5: 7 training rows and a batch of 8 gave a loader of 0 batches, noticed only after training started."""
+    from helpers import settings
+
+    train = SpamDataset(split_dir / "train.csv", tokenizer)
+    small = torch.utils.data.Subset(train, range(7))
+    with pytest.raises(DatasetError, match="7 training messages cannot fill one batch of 8: the training loader drops "
+                                           "an incomplete batch.*BATCH_SIZE in helpers/settings.py to at most 7"):
+        create_dataloaders(small, train, train, batch_size=8)
+    with pytest.raises(DatasetError, match="1,045 training messages cannot fill one batch of 10,000"):
+        create_dataloaders(train, train, train, batch_size=10_000)
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="batch_size must be a whole number"):
+            create_dataloaders(train, train, train, batch_size=bad)
+    with pytest.raises(DatasetError, match="the validation set holds no messages"):
+        create_dataloaders(train, torch.utils.data.Subset(train, []), train)
+    assert settings.BATCH_SIZE == 8

@@ -89,7 +89,9 @@ def test_prepare_then_instructor_mode_then_idempotent(classroom, capsys, monkeyp
     out = capsys.readouterr().out
     assert "The weights are the prepared run's (verified)" in out and "for 650 of 650 steps" in out
     shown, recipe = get_trained_classifier(device="cpu")
-    assert recipe["saved_by"] == "python -m helpers prepare" and "prepared on" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert recipe["saved_by"] == "python -m helpers prepare" and "prepared on" in out
+    assert "TEST MODEL: a tiny GPT with RANDOM weights" in out  # a test-model classifier says so wherever it is read
     assert all(torch.equal(a, b) for a, b in zip(shown.state_dict().values(), trained.state_dict().values()))
     # a prepared classifier replaced by another (valid) one is refused, and `prepare` trains that run again
     saved(rehearsal, checkpoint, max_length=120, training=dict(full_training, engine="exact"))

@@ -107,14 +107,27 @@ def test_random_weights_strategy_starts_from_scratch():
             assert not torch.equal(a, b), name
 
 
-def test_comparison_table_shows_published_numbers_beside_ours():
+def test_comparison_table_shows_published_numbers_beside_ours(monkeypatch, capsys):
     from helpers.beyond.strategies import PUBLISHED, comparison_table
 
-    rows = [{"strategy": "all layers", "test accuracy": 0.5}, {"strategy": "gradual unfreezing", "test accuracy": 0.6}]
+    monkeypatch.setenv("WORKBOOK_TEST_MODEL", "0")  # as with GPT-2 small's weights
+    rows = [{"strategy": "all layers", "epochs": 5, "test accuracy": 0.5},
+            {"strategy": "gradual unfreezing", "epochs": 5, "test accuracy": 0.6}]
     table = comparison_table(rows)
     assert table.loc["all layers", "published test accuracy (another split)"] == PUBLISHED["all layers"][1] == 0.9667
     assert pd.isna(table.loc["gradual unfreezing", "published test accuracy (another split)"])  # none published
     assert table.loc["all layers", "test accuracy"] == 0.5
+    # other settings, or the test model: the book's GPT-2 runs are not set beside it, and it says why
+    from helpers import settings
+
+    monkeypatch.setattr(settings, "BATCH_SIZE", 4)
+    table = comparison_table([{"strategy": "all layers", "epochs": 1, "test accuracy": 0.5}])
+    assert pd.isna(table.loc["all layers", "published test accuracy (another split)"])
+    assert "left blank: helpers/settings.py sets BATCH_SIZE = 4 (the book: 8)" in capsys.readouterr().out
+    monkeypatch.setattr(settings, "BATCH_SIZE", 8)
+    monkeypatch.setenv("WORKBOOK_TEST_MODEL", "1")
+    assert comparison_table(rows)[["published validation accuracy (another split)"]].isna().all().all()
+    assert "TEST MODEL" in capsys.readouterr().out
 
 
 def test_bag_of_words_baseline_on_the_real_split(split_dir):

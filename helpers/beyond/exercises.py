@@ -13,9 +13,9 @@ import torch
 
 from .. import settings
 from ..classifier import build_spam_classifier
-from ..data import SpamDataset, create_dataloaders, get_spam_dataloaders, prepare_spam_splits
+from ..data import SpamDataset, check_settings, create_dataloaders, get_spam_dataloaders, prepare_spam_splits
 from ..training import calc_accuracy_loader, train_classifier_simple
-from .strategies import STRATEGIES  # exercise 6.2 is the "all layers" strategy
+from .strategies import STRATEGIES, book_comparison_problem  # exercise 6.2 is the "all layers" strategy
 from .timing import estimate_seconds
 
 #: The chapter's own test accuracy (the book's run of notebook 4's recipe).
@@ -74,10 +74,18 @@ def run_exercise(number, tokenizer, model_size=None, device="cpu", num_epochs=No
     the "all layers" row of :func:`~helpers.beyond.strategies.run_strategy`, the same training: reused when it
     ran the same number of epochs, instead of training it again.
     """
+    if number not in BOOK_EXERCISES:
+        raise ValueError(f"the book's chapter 6 has exercises {list(BOOK_EXERCISES)}, not {number!r}")
+    check_settings()
     title, book = BOOK_EXERCISES[number]
     num_epochs = num_epochs or settings.NUM_EPOCHS
     row = {"exercise": number, "variant": title, "book's test accuracy (another split)": book,
            "chapter's test accuracy": CHAPTER_TEST_ACCURACY}
+    problem = book_comparison_problem(model_size)
+    if problem:  # the book's numbers hold only for its model, data and settings
+        print(f"Exercise {number}: the book's numbers are not set beside this run: {problem}.")
+        row |= {"book's test accuracy (another split)": None, "chapter's test accuracy": None,
+                "not comparable with the book": problem}
     if (number == "6.2" and same_as is not None and same_as.get("epochs") == num_epochs
             and "test accuracy" in same_as and "training time (s)" in same_as):
         print(f"Exercise 6.2 ({title}) is the \"all layers\" strategy trained above for {num_epochs} epoch(s): "
@@ -102,9 +110,19 @@ def run_exercise(number, tokenizer, model_size=None, device="cpu", num_epochs=No
 
 
 def exercise_table(rows):
-    """The exercises side by side: yours, the book's, the chapter's."""
+    """The exercises side by side: yours, the book's, the chapter's. The book's columns are left out when none of
+    the runs is comparable with the book's (another model, data or settings), and it says why."""
     import pandas as pd
 
+    rows = list(rows)
     columns = ["variant", "your test accuracy", "book's test accuracy (another split)", "chapter's test accuracy",
                "training time (s)"]
-    return pd.DataFrame(list(rows)).set_index("exercise")[columns]
+    reasons = list(dict.fromkeys(row["not comparable with the book"] for row in rows
+                                 if row.get("not comparable with the book")))
+    table = pd.DataFrame(rows).set_index("exercise")[columns]
+    if reasons:
+        books = ["book's test accuracy (another split)", "chapter's test accuracy"]
+        if all(row.get("not comparable with the book") for row in rows):
+            table = table.drop(columns=books)
+        print(f"The book's numbers are left out beside runs they do not hold for: {'; '.join(reasons)}.")
+    return table

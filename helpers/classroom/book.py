@@ -59,6 +59,12 @@ def _comparable(model_size, trained=None) -> bool:
 
     ``trained``: the recipe of a loaded classifier (its provenance says how it was trained)."""
     if trained is not None:
+        if trained["model_name"] != settings.BOOK["MODEL_SIZE"]:
+            which = ("the tiny random TEST MODEL" if trained["model_name"] == "test-model"
+                     else repr(trained["model_name"]))
+            print(f"The book's numbers come from {settings.BOOK['MODEL_SIZE']} with OpenAI's weights; this classifier "
+                  f"was trained from {which}, so they are not comparable.")
+            return False
         training = trained["training"]
         used = {k: training["settings"].get(k) for k in LECTURE_SETTINGS}
         if training["engine"] not in ("lecture", "exact") or trained["pooling"] != "last":

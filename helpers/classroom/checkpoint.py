@@ -11,6 +11,7 @@ A loaded classifier comes back as a :class:`~helpers.fast.inference.ReadAsTraine
 lecture's accuracy and loss, ``predict_loader``, ``classify_review``, the widget) reads it as it was trained.
 """
 import json
+import re
 import time
 from pathlib import Path
 
@@ -23,9 +24,10 @@ from ..classifier import check_classifier, unfreeze_top
 from ..data import CLASS_NAMES
 from ..fast.engine import plain_model, trunk_fingerprint
 from ..fast.inference import ReadAsTrained
-from ..gpt import CONFIG_KEYS, GPTModel
+from ..gpt import CONFIG_KEYS, GPTModel, get_model_config, model_configs
 from ..storage.files import CorruptFileError, checksum_path, read_checked, write_checked
 from ..storage.paths import StorageError, data_dir, display_path
+from ..weights import TEST_MODEL_CONFIG
 
 CHECKPOINT_FILE = "classifier.safetensors"
 METADATA_KEY = "workbook.classifier"
@@ -45,6 +47,20 @@ MAX_HEADER_BYTES = 100_000_000
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable, or not the classifier that was asked for."""
+
+
+#: What a checkpoint's text (class names, who saved it) may not put on a terminal as it is: control characters
+#: (escape sequences that clear or recolour the screen, tabs and line breaks that split a record), line and
+#: paragraph separators, and the bidirectional overrides that reorder what is shown. Each is written as an escape.
+CONTROL_ESCAPES = {code: ({9: "\\t", 10: "\\n", 13: "\\r"}.get(code) or
+                          (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"))
+                   for code in [*range(0x20), *range(0x7f, 0xa0), 0x2028, 0x2029, *range(0x202a, 0x202f),
+                                *range(0x2066, 0x206a)]}
+
+
+def plain_text(text) -> str:
+    """``text`` as plain text for a terminal: every control character written as an escape (``\\x1b``, ``\\t`` …)."""
+    return str(text).translate(CONTROL_ESCAPES)
 
 
 def model_name(model) -> str:
@@ -142,10 +158,13 @@ def describe(recipe) -> str:
         reads = f"reads position {recipe['max_length'] - 1} of messages padded to {recipe['max_length']} tokens"
     else:
         reads = f"reads each message's last real token (at most {recipe['max_length']} tokens)"
-    saved = f"; saved by {recipe['saved_by']}" if recipe.get("saved_by") else ""
-    saved += f" on {recipe['saved_at']}" if recipe.get("saved_at") else ""
-    return (f"{recipe['model_name']}, classes {'/'.join(recipe['class_names'])}; trained with "
-            f"{ENGINES[training['engine']]} for {steps}; {reads}{saved}")
+    saved = f"; saved by {plain_text(recipe['saved_by'])}" if recipe.get("saved_by") else ""
+    saved += f" on {plain_text(recipe['saved_at'])}" if recipe.get("saved_at") else ""
+    name = plain_text(recipe["model_name"])
+    if name == "test-model":
+        name += " (the TEST MODEL: random weights, not GPT-2)"
+    classes = "/".join(plain_text(name) for name in recipe["class_names"])
+    return f"{name}, classes {classes}; trained with {ENGINES[training['engine']]} for {steps}; {reads}{saved}"
 
 
 # --------------------------------------------------------------------------- saving
@@ -182,7 +201,17 @@ def save_classifier(model, folder, *, max_length, training, class_names=None, pa
     }
     try:  # the same rules a reader applies, so nothing is saved that could not be read back
         validate_recipe(recipe, where="save_classifier", advice="pass a valid value for it")
+        with torch.device("meta"):
+            skeleton = _build(recipe)
+        _check_shapes("save_classifier: this model", {name: (tuple(t.shape), "F32") for name, t in
+                                                      model.state_dict().items()}, skeleton)
     except CheckpointError as exc:
+        adapters = [name for name in model.state_dict() if ".lora." in name]
+        if adapters:
+            raise ValueError(f"save_classifier: this model has {len(adapters)} LoRA adapter tensors (e.g. "
+                             f"{adapters[0]!r}) that are not merged into its weights, so load_classifier could not "
+                             "rebuild it. Merge them first: merge_lora(model), then save (the merged model computes "
+                             "the same outputs).") from None
         raise ValueError(str(exc)) from None
     folder = Path(folder)
     metadata = {METADATA_KEY: json.dumps(recipe)}
@@ -253,6 +282,13 @@ def validate_recipe(recipe, where="the recipe", advice="train and save the class
             bad(f"config.{key}", config[key], must)
     if config["emb_dim"] % config["n_heads"]:
         bad("config.n_heads", config["n_heads"], f"a divisor of emb_dim ({config['emb_dim']})")
+    named = _named_config(recipe["model_name"])
+    if named is not None:  # a checkpoint is what it says: the test model's, or that GPT-2 size's architecture
+        differs = [key for key in CONFIG_KEYS if key != "drop_rate" and config[key] != named[key]]
+        if differs:
+            key = differs[0]
+            bad(f"config.{key}", config[key], f"{json_repr(named[key])}, as in {recipe['model_name']!r}, the model "
+                                              "its model_name says it is (the name and the weights disagree)")
     if not (_is_int(recipe["num_classes"]) and 2 <= recipe["num_classes"] <= 10_000):
         bad("num_classes", recipe["num_classes"], "an integer from 2 to 10,000")
     names = recipe["class_names"]
@@ -277,6 +313,13 @@ def validate_recipe(recipe, where="the recipe", advice="train and save the class
         if recipe.get(key) is not None and not isinstance(recipe[key], str):
             bad(key, recipe[key], "text")
     return recipe
+
+
+def _named_config(name):
+    """The architecture a model name stands for: the test model's, a GPT-2 size's, or None (another model)."""
+    if name == "test-model":
+        return TEST_MODEL_CONFIG
+    return get_model_config(name) if name in model_configs else None
 
 
 def _validate_training(training, bad):
@@ -324,8 +367,20 @@ def _missing(folder):
                            "save one.")
 
 
+def checkpoint_folder(path) -> Path:
+    """The folder of a checkpoint, given the folder or its ``classifier.safetensors`` itself."""
+    path = Path(path)
+    if path.name == CHECKPOINT_FILE and path.is_file():
+        return path.parent
+    if path.is_file():
+        raise CheckpointError(f"{display_path(path)} is a file, not a classifier checkpoint: pass the folder that "
+                              f"holds {CHECKPOINT_FILE} (or that file itself).")
+    return path
+
+
 def _read_file(folder):
     """The checkpoint's bytes (checked against its checksum), its recipe and its tensors' shapes."""
+    folder = checkpoint_folder(folder)
     path = folder / CHECKPOINT_FILE
     if not path.is_file():
         raise _missing(folder)
@@ -337,7 +392,8 @@ def _read_file(folder):
                                   "a copied checkpoint needs both files, or train and save the classifier again.") from exc
         raise CheckpointError(f"{exc}; train and save the classifier again.") from exc
     except OSError as exc:
-        raise CheckpointError(f"cannot read {display_path(path)}: {exc.strerror or exc}") from exc
+        raise CheckpointError(f"cannot read {display_path(path)}: {exc.strerror or exc}. Check its permissions, or "
+                              "train and save the classifier again.") from exc
     try:
         size = int.from_bytes(data[:8], "little")
         if len(data) < 8 or size > min(len(data) - 8, MAX_HEADER_BYTES):
@@ -374,13 +430,14 @@ def _check_shapes(path, shapes, model):
 
 
 def load_classifier(folder, expected_model_name=None, device="cpu"):
-    """Rebuild the classifier saved in ``folder``; returns ``(model, recipe)``.
+    """Rebuild the classifier saved in ``folder`` (or given as its ``classifier.safetensors``); returns
+    ``(model, recipe)``.
 
     ``model`` is a :class:`~helpers.fast.inference.ReadAsTrained`: it reads every batch by the checkpoint's
     reading rule. With ``expected_model_name`` (e.g. "gpt2-small (124M)" or "test-model"), a checkpoint of
     any other model is refused with a message that says which one it holds.
     """
-    folder = Path(folder)
+    folder = checkpoint_folder(folder)
     data, recipe, shapes = _read_file(folder)
     where = display_path(folder / CHECKPOINT_FILE)
     if expected_model_name is not None and recipe["model_name"] != expected_model_name:

@@ -24,9 +24,12 @@ from pathlib import Path
 import torch
 
 from .. import settings
+from ..settings import SettingsError
 from ..data import (
     SMS_SPAM_URLS,
     DatasetError,
+    check_settings,
+    dataset_csv_path,
     download_sms_spam_dataset,
     get_spam_dataloaders,
     load_labelled_csv,
@@ -266,8 +269,8 @@ def fetch_inputs(model_size, source):
     """Dataset and weights in place and verified; otherwise one PrepareError listing what to do."""
     problems = []
     if settings.DATASET_CSV is not None:  # your own data (helpers/settings.py): nothing to fetch
-        load_labelled_csv(settings.DATASET_CSV)  # readable, with a text and a label column (else DatasetError)
-        print(f"  ✓ dataset: your own, {settings.DATASET_CSV} (DATASET_CSV in helpers/settings.py)")
+        load_labelled_csv(dataset_csv_path())  # readable, with a text and a label column (else DatasetError)
+        print(f"  ✓ dataset: your own, {display_path(dataset_csv_path())} (DATASET_CSV in helpers/settings.py)")
     else:
         try:
             staged = _staged_dataset(source) if source else None
@@ -312,6 +315,12 @@ def _build_caches(model_size):
     with contextlib.redirect_stdout(io.StringIO()):  # no test-model banner here
         model = build_spam_classifier(model_size, "cpu")
     timings = _read_trunk_seconds(model_size)
+    if any(name not in timings for name in runs_here()):
+        from .pipeline import _duration, projected_seconds
+
+        messages = sum(len(loader.dataset) for loader in loaders)
+        seconds = projected_seconds(model, loaders, trunk_only=True)
+        print(f"  … the trunk pass: {messages:,} messages, about {_duration(seconds)} per run here (projected)")
     for name in runs_here():
         mode, precision = _run_kind(name)
         cache = TrunkCache(model, mode, precision=precision)
@@ -367,6 +376,11 @@ def _train_and_record(name, model_size):
     optimizer = torch.optim.AdamW(model.parameters(), lr=LECTURE_SETTINGS["lr"],
                                   weight_decay=LECTURE_SETTINGS["weight_decay"],
                                   fused=mode == "flexible")  # as notebook 4 trains flexible mode
+    from .pipeline import _duration, projected_seconds
+
+    seconds = projected_seconds(model, loaders, LECTURE_SETTINGS, engine=mode)
+    print(f"  … {name} run: {LECTURE_SETTINGS['num_epochs'] * len(loaders[0]):,} steps, about {_duration(seconds)} "
+          "here (projected from a step timed now)")
     log = io.StringIO()
     start = time.time()
     with contextlib.redirect_stdout(log):
@@ -478,8 +492,12 @@ def build_slides(executed=None):
 
 def prepare(model_size=DEFAULT_MODEL, source=None, timing=True, retime=False) -> dict:
     """Prepare everything for class; returns the report (also saved as ``report.json``)."""
+    check_settings()
     get_model_config(model_size)
     source = Path(source).expanduser() if source is not None else None
+    if source is not None and source.is_file():
+        raise PrepareError(f"--from {source} is a file, not a folder: give the folder (e.g. a USB stick) that holds "
+                           "sms_spam_collection.zip and gpt2/model.safetensors")
     if source is not None and not source.is_dir():
         raise PrepareError(f"the folder to copy from, {source}, does not exist")
     start = time.time()
@@ -526,7 +544,7 @@ def prepare(model_size=DEFAULT_MODEL, source=None, timing=True, retime=False) ->
 def main_prepare(args) -> int:
     try:
         prepare(args.size, args.source, timing=not args.no_timing, retime=args.retime)
-    except (PrepareError, DatasetError, WeightsError, StorageError, CheckpointError, SlidesError) as exc:
+    except (PrepareError, DatasetError, WeightsError, StorageError, CheckpointError, SlidesError, SettingsError) as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 2
     return 0

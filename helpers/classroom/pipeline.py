@@ -5,10 +5,18 @@ import torch
 
 from .. import settings
 from ..classifier import build_spam_classifier
-from ..data import CLASS_NAMES, get_spam_dataloaders
-from ..fast.engine import CachedTop, TrunkCache, plain_model, train_classifier_fast, trunk_cache_dir
+from ..data import CLASS_NAMES, check_settings, get_spam_dataloaders
+from ..fast.engine import (
+    CachedTop,
+    FastEngineError,
+    TrunkCache,
+    check_fast_engine_applicable,
+    plain_model,
+    train_classifier_fast,
+    trunk_cache_dir,
+)
 from ..fast.inference import CACHE_MODE_FOR, ReadAsTrained
-from ..storage.paths import display_path, instructor_mode
+from ..storage.paths import display_path, instructor_mode, reading_files
 from ..training import train_classifier_simple
 from ..weights import get_device, print_test_model_banner, test_model_enabled
 from .checkpoint import (
@@ -33,16 +41,97 @@ def active_model_name(model_size=DEFAULT_MODEL) -> str:
     return "test-model" if test_model_enabled() else model_size
 
 
+def _duration(seconds) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} minutes" if seconds < 7200 else f"{seconds / 3600:.1f} hours"
+
+
+def projected_seconds(model, loaders, training_settings=None, engine="exact", trunk_only=False) -> float:
+    """How long training ``model`` on ``loaders`` takes on this machine, projected from one step timed now.
+
+    The step is a forward and backward pass on the training set's first messages (read from the dataset, not
+    the loader, so PyTorch's random generator is not drawn from); no optimizer steps, and the gradients are put
+    back as they were, so the run that follows is the one it would have been. ``engine="exact"`` adds the fast
+    engine's one pass of the frozen trunk over every training message. ``trunk_only=True``: that pass alone, over
+    every message of the three loaders (what ``prepare`` caches).
+    """
+    from ..training import calc_loss_batch
+    from .performance import project_training_seconds
+
+    training_settings = {**LECTURE_SETTINGS, **(training_settings or {})}
+    train_loader, val_loader = loaders[0], loaders[1]
+    model = plain_model(model)
+    dataset, size = train_loader.dataset, train_loader.batch_size or 8
+    inputs = torch.stack([dataset[i][0] for i in range(min(size, len(dataset)))])
+    targets = torch.stack([torch.as_tensor(dataset[i][1]) for i in range(len(inputs))])
+    device = model.tok_emb.weight.device
+    runner, one_time = model, 0.0
+    try:
+        check_fast_engine_applicable(model)
+        cached = engine in ("exact", "flexible")
+    except FastEngineError:
+        cached = False
+    if cached or trunk_only:
+        cache = TrunkCache(model, "exact")
+        start = time.perf_counter()
+        cache.add(inputs)
+        per_message = (time.perf_counter() - start) / len(inputs)
+        if trunk_only:
+            return per_message * sum(len(loader.dataset) for loader in loaders)
+        evaluated = min(len(val_loader.dataset), training_settings["eval_iter"] * size)  # the same first batches
+        one_time = per_message * (len(dataset) + evaluated)
+        runner = CachedTop(model, cache)
+    grads = {p: p.grad for p in model.parameters()}
+    was_training = model.training
+    try:
+        model.train()
+        times = []
+        for _ in range(2):  # the first warms up
+            start = time.perf_counter()
+            calc_loss_batch(inputs, targets, runner, device).backward()
+            times.append(time.perf_counter() - start)
+        model.eval()
+        start = time.perf_counter()
+        with torch.no_grad():
+            calc_loss_batch(inputs, targets, runner, device)
+        eval_batch = time.perf_counter() - start
+    finally:
+        for param, grad in grads.items():
+            param.grad = grad
+        model.train(was_training)
+    return project_training_seconds(times[-1], eval_batch, len(train_loader), one_time, settings=training_settings)
+
+
+def announce_run(model, loaders, training_settings=None, engine="exact") -> float:
+    """Before a run: its steps, and its time on this machine (:func:`projected_seconds`), in one line."""
+    training_settings = {**LECTURE_SETTINGS, **(training_settings or {})}
+    epochs, batches = training_settings["num_epochs"], len(loaders[0])
+    seconds = projected_seconds(model, loaders, training_settings, engine)
+    line = (f"Training: {epochs * batches:,} steps ({epochs} epoch(s) of {batches:,} batches of "
+            f"{loaders[0].batch_size}), about {_duration(seconds)} on this machine (projected from a step timed now).")
+    if seconds > 120:
+        line += (" A long run: fewer epochs (NUM_EPOCHS), less data or a GPU make it shorter; the Stop button "
+                 "(or Ctrl+C) interrupts it.")
+    print(line)
+    return seconds
+
+
 def train_spam_classifier(model_size=DEFAULT_MODEL, device=None, loaders=None, settings=None, engine="exact"):
     """Load GPT-2, do the surgery and run the lecture's training; returns ``(model, history)``.
 
     ``engine="exact"`` trains with the fast engine's exact mode (the lecture's result, several
-    times faster); ``engine="lecture"`` runs ``train_classifier_simple`` itself.
+    times faster); ``engine="lecture"`` runs ``train_classifier_simple`` itself. It first checks the
+    settings, and says how many steps the run takes and how long, measured on this machine.
     """
+    check_settings()
+    if engine not in ("exact", "lecture"):
+        raise ValueError(f"engine must be 'exact' or 'lecture', got {engine!r}")
     settings = {**LECTURE_SETTINGS, **(settings or {})}
     device = device or get_device()
     train_loader, val_loader, _ = loaders or get_spam_dataloaders()
     model = build_spam_classifier(model_size, device)
+    announce_run(model, (train_loader, val_loader), settings, engine)
     torch.manual_seed(123)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"])
     start = time.time()
@@ -112,15 +201,19 @@ def get_trained_classifier(model_size=DEFAULT_MODEL, device=None, retrain=False,
     other classes, or of a training stopped early is not used (it says why). In instructor mode it is the
     run prepared before class, verified against its record.
     """
+    check_settings()
     device = device or get_device()
     name = active_model_name(model_size)
     if instructor_mode() and not retrain:
         from .instructor import load_prepared_run
 
         model, recipe = load_prepared_run("exact", model_size, device)
+        if recipe["model_name"] == "test-model":
+            print_test_model_banner()
         return attach_prepared_trunk_cache(model), recipe
     loaders = get_spam_dataloaders()  # what the notebooks read now: a classifier of other data is not reused
-    found = None if retrain else find_trained_classifier(model_size, device, class_names, train_loader=loaders[0])
+    with reading_files():  # a checkpoint folder of another account: the workbook's StorageError, naming it
+        found = None if retrain else find_trained_classifier(model_size, device, class_names, train_loader=loaders[0])
     if found is not None:
         model, recipe, folder = found
         if model.is_test_model:

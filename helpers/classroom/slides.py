@@ -203,12 +203,30 @@ def build_decks(notebooks=None, out_dir=None, *, execute=True, instructor=None) 
             os.environ[ENV_INSTRUCTOR] = previous
 
 
+def _not_a_notebook(path):
+    """Why ``path`` is not a notebook that can become a deck, or None when it is one."""
+    example = "give notebook paths such as notebooks/01_dataset.ipynb"
+    if path.is_dir():
+        return f"{path} is a folder, not a notebook; {example}"
+    if not path.is_file():
+        return f"{path} does not exist; {example}"
+    if path.suffix != ".ipynb":
+        return f"{path} is not a notebook (a .ipynb file); {example}"
+    import nbformat
+
+    try:
+        nbformat.read(path, as_version=4)
+    except Exception as exc:  # noqa: BLE001 - nbformat raises JSON, validation and decoding errors alike
+        return f"{path} is not a readable notebook ({type(exc).__name__}: {str(exc)[:200]}); {example}"
+    return None
+
+
 def main_slides(args) -> int:
     notebooks = [Path(n) for n in args.notebooks] or None
     for path in notebooks or []:
-        if not path.is_file():
-            print(f"error: {path} does not exist; give notebook paths such as notebooks/01_dataset.ipynb",
-                  file=sys.stderr)
+        problem = _not_a_notebook(path)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
             return 2
     try:
         decks = build_decks(notebooks, args.out, execute=not args.no_execute,

@@ -5,18 +5,20 @@ over the target, so a reader never sees half a file and two processes never writ
 temporary. Next to it goes ``<name>.sha256`` (the format of ``sha256sum``): a file whose checksum
 is missing or does not match is *corrupt* and is never trusted; callers rebuild it.
 """
+import contextlib
 import errno
 import glob
 import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from .paths import StorageError, display_path
+from .paths import StorageError, display_path, read_error
 
 CHUNK = 1 << 20
 SUFFIX = ".sha256"
@@ -68,9 +70,82 @@ _WRITE_PROBLEMS = {  # errno: (what went wrong, what to do)
 
 
 def _storage_error(path, exc) -> StorageError:
-    what, advice = _WRITE_PROBLEMS.get(exc.errno, (exc.strerror or str(exc), "Check the folder"))
+    """The workbook's error for a write that failed: an ``OSError``, or a library's own error for one (safetensors
+    raises ``SafetensorError("... No space left on device (os error 28)")``, which is no ``OSError``)."""
+    code = getattr(exc, "errno", None)
+    if code is None:  # a library's error: the operating system's code is in its message, if anywhere
+        found = re.search(r"os error (\d+)", str(exc))
+        code = int(found[1]) if found else None
+    what, advice = _WRITE_PROBLEMS.get(code, (getattr(exc, "strerror", None) or str(exc), "Check the free space and "
+                                                                                         "the folder's permissions"))
     return StorageError(f"cannot write {display_path(path)}: {what}. {advice}, or set WORKBOOK_DATA_DIR to "
                         "another folder.")
+
+
+def _is_write_error(exc) -> bool:
+    """Whether a writer's exception that is no ``OSError`` reports a failed write (safetensors' ``SafetensorError``
+    for a full disk or an unwritable file) rather than a mistake in what was to be written."""
+    return type(exc).__name__ == "SafetensorError" and bool(re.search(r"I/O error|os error \d+", str(exc)))
+
+
+@contextlib.contextmanager
+def folder_lock(folder, shared=False):
+    """Hold a lock on ``folder`` (exclusive, or ``shared`` for readers) while the block runs.
+
+    Writers of a file and its checksum commit the pair under the exclusive lock, readers read the pair under a
+    shared one: two processes saving one file at the same moment leave one of the two complete pairs, and no
+    reader sees one save's checksum beside the other's content. POSIX: ``flock`` on the folder itself (no lock
+    file is left behind); Windows: ``msvcrt.locking`` on a file ``.workbook.lock`` in the folder. Where no lock
+    can be taken (a file system without locks, a folder this account cannot open) the block runs unlocked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        fcntl = None
+    if fcntl is None:
+        with _windows_lock(Path(folder)):
+            yield
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        except OSError:  # no locks here (some network file systems): as before, unlocked
+            pass
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+@contextlib.contextmanager
+def _windows_lock(folder):
+    import msvcrt
+
+    try:
+        handle = open(folder / ".workbook.lock", "a+b")
+    except OSError:
+        yield
+        return
+    with handle:
+        handle.seek(0)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)  # itself retries for about 10 s
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise StorageError(f"{display_path(folder)} stayed locked by another process for two minutes; "
+                                       "close the other notebook or command that writes there, then try again.")
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
 
 
 STALE_PART_SECONDS = 600  # a temporary file this old was left by a write that was killed (kill -9, power cut)
@@ -87,12 +162,14 @@ def _remove_stale_parts(path):
             pass
 
 
-def write_atomically(path, data=None, *, writer=None, before_replace=None) -> Path:
+def write_atomically(path, data=None, *, writer=None, after_write=None, before_replace=None, locked=False) -> Path:
     """Write ``data`` (bytes), or whatever ``writer(tmp_path)`` writes, to ``path`` atomically.
 
     The content goes to a uniquely named temporary file next to ``path`` (two processes never
     share one), is flushed to disk, and is renamed over ``path`` only when complete. A full disk
-    or a read-only folder raises :class:`StorageError` naming the file.
+    or a read-only folder raises :class:`StorageError` naming the file, whichever library wrote it.
+    ``after_write(tmp)`` runs once the content is on disk; ``before_replace(tmp)`` just before the rename,
+    and with ``locked=True`` the two steps run under the folder's lock (:func:`folder_lock`).
     """
     if (data is None) == (writer is None):
         raise TypeError("write_atomically needs either data or writer")
@@ -111,13 +188,20 @@ def write_atomically(path, data=None, *, writer=None, before_replace=None) -> Pa
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
             give_normal_permissions(tmp)
-            if before_replace is not None:
-                before_replace(tmp)
-            os.replace(tmp, path)
+            if after_write is not None:
+                after_write(tmp)
+            with folder_lock(path.parent) if locked else contextlib.nullcontext():
+                if before_replace is not None:
+                    before_replace(tmp)
+                os.replace(tmp, path)
         finally:
             Path(tmp).unlink(missing_ok=True)
     except OSError as exc:
         raise _storage_error(path, exc) from exc
+    except Exception as exc:  # noqa: BLE001 - only a library's report of a failed write is mapped
+        if _is_write_error(exc):
+            raise _storage_error(path, exc) from exc
+        raise
     return path
 
 
@@ -125,15 +209,20 @@ def write_checked(path, data=None, *, writer=None) -> Path:
     """:func:`write_atomically`, plus the content's checksum in ``<name>.sha256``.
 
     The checksum goes first and the content last: a write stopped at any point leaves either the
-    previous pair or a pair that does not match, which the readers below refuse.
+    previous pair or a pair that does not match, which the readers below refuse. The two renames run
+    under the folder's lock, so two processes writing the same file at once leave one complete pair.
     """
     path = Path(path)
+    digest = []
+
+    def hash_content(tmp):  # outside the lock: hashing a large file takes a while
+        digest.append(sha256_file(tmp))
 
     def record_checksum(tmp):
-        line = f"{sha256_file(tmp)}  {path.name}\n".encode()
-        write_atomically(checksum_path(path), line)
+        write_atomically(checksum_path(path), f"{digest[-1]}  {path.name}\n".encode())
 
-    return write_atomically(path, data, writer=writer, before_replace=record_checksum)
+    return write_atomically(path, data, writer=writer, after_write=hash_content, before_replace=record_checksum,
+                            locked=True)
 
 
 def expected_checksum(path) -> str:
@@ -141,6 +230,8 @@ def expected_checksum(path) -> str:
     sidecar = checksum_path(path)
     try:
         recorded = sidecar.read_text(encoding="ascii").split()
+    except PermissionError:  # there, but not ours to read: not a corrupt file (the callers say so)
+        raise
     except (OSError, UnicodeDecodeError):
         recorded = []
     if len(recorded) != 2 or len(recorded[0]) != 64 or recorded[1] != Path(path).name:
@@ -150,23 +241,36 @@ def expected_checksum(path) -> str:
 
 
 def verify_checked(path) -> Path:
-    """Raise :class:`CorruptFileError` unless ``path`` exists and matches its recorded checksum."""
+    """Raise :class:`CorruptFileError` unless ``path`` exists and matches its recorded checksum.
+
+    An unreadable file (another account's, a strict umask) raises :class:`StorageError` naming it."""
     path = Path(path)
-    if not path.is_file():
-        raise CorruptFileError(path, "does not exist")
-    expected = expected_checksum(path)
-    if sha256_file(path) != expected:
+    try:
+        if not path.is_file():
+            raise CorruptFileError(path, "does not exist")
+        with folder_lock(path.parent, shared=True):  # a writer commits checksum and content as one step
+            expected = expected_checksum(path)
+            actual = sha256_file(path)
+    except PermissionError as exc:
+        raise read_error(exc.filename or path) from exc
+    if actual != expected:
         raise CorruptFileError(path, "does not match its checksum: it was truncated, edited or half written")
     return path
 
 
 def read_checked(path) -> bytes:
-    """The bytes of ``path``, after checking them against the recorded checksum."""
+    """The bytes of ``path``, after checking them against the recorded checksum.
+
+    An unreadable file (another account's, a strict umask) raises :class:`StorageError` naming it."""
     path = Path(path)
-    if not path.is_file():
-        raise CorruptFileError(path, "does not exist")
-    expected = expected_checksum(path)
-    data = path.read_bytes()
+    try:
+        if not path.is_file():
+            raise CorruptFileError(path, "does not exist")
+        with folder_lock(path.parent, shared=True):  # a writer commits checksum and content as one step
+            expected = expected_checksum(path)
+            data = path.read_bytes()
+    except PermissionError as exc:
+        raise read_error(exc.filename or path) from exc
     if hashlib.sha256(data).hexdigest() != expected:
         raise CorruptFileError(path, "does not match its checksum: it was truncated, edited or half written")
     return data
