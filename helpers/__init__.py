@@ -136,5 +136,9 @@ from .figures.plots import (
 )
 
 from .classroom.notebook import install_notebook_help
+from .classroom.threads import ThreadsError, set_torch_threads
+
+#: One line: how many threads PyTorch uses here and why (the CPUs this process may use; notebook 1 prints it).
+THREADS_NOTE = set_torch_threads()
 
 install_notebook_help()  # in a notebook: a hint above a NameError, a short note when a cell is interrupted
