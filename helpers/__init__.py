@@ -121,6 +121,7 @@ from .classroom.pipeline import (
 from .classroom.show import show_source
 from .fast.engine import CachedTop, FastEngineError, TrunkCache, train_classifier_fast
 from .fast.inference import ReadAsTrained, classify_texts
+from .fast.sharing import classifier_sharing_trunk
 from .fast.precision import PRECISIONS, bf16_native
 from .figures.diagrams import plot_llm_stages, plot_model_surgery, plot_pipeline, plot_training_loop
 from .figures.plots import (
