@@ -123,3 +123,20 @@ def test_loading_reads_one_tensor_at_a_time(tiny_gpt2, monkeypatch):
     with pytest.raises(WeightsError, match="NaN or infinite"):
         download_and_load_gpt2(TINY)
     assert header < len(data) - 64
+
+
+def test_a_checked_file_is_read_as_it_was_checked(tmp_path):
+    """open_checked checks a file in one pass without holding it; reads afterwards see the bytes it checked, even
+    when a new file is saved over the path meanwhile (as write_checked saves: atomically)."""
+    from helpers.storage.files import CorruptFileError, open_checked, write_checked
+
+    path = tmp_path / "weights.bin"
+    write_checked(path, b"A" * 3_000_000)
+    with open_checked(path) as file:
+        write_checked(path, b"B" * 10)  # saved over it while it is open
+        assert file.read() == b"A" * 3_000_000
+    with open_checked(path) as file:
+        assert file.read() == b"B" * 10
+    path.write_bytes(b"C" * 10)  # edited without its checksum
+    with pytest.raises(CorruptFileError, match="does not match its checksum"):
+        open_checked(path)
