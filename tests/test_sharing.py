@@ -140,3 +140,19 @@ def test_a_checked_file_is_read_as_it_was_checked(tmp_path):
     path.write_bytes(b"C" * 10)  # edited without its checksum
     with pytest.raises(CorruptFileError, match="does not match its checksum"):
         open_checked(path)
+
+
+def test_the_int8_copy_shares_the_float_tensors_and_leaves_the_model_as_it_was(tiny_classifier, tokenizer, messages):
+    """Notebook 6's deployment table: the int8 model holds only its new int8 weights beside the float32 model."""
+    from helpers import classify_texts, quantize_int8
+
+    model = tiny_classifier(emb_dim=64)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    linears = [type(m) for m in model.modules()]
+    quantized = quantize_int8(model)
+    assert quantized.tok_emb.weight is model.tok_emb.weight and quantized.final_norm.scale is model.final_norm.scale
+    assert [type(m) for m in model.modules()] == linears  # the float model keeps its Linear layers
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    labels, _ = classify_texts(messages, model, tokenizer, "cpu", max_length=40)
+    quantized_labels, _ = classify_texts(messages, quantized, tokenizer, "cpu", max_length=40)
+    assert (labels == quantized_labels).mean() >= 5 / 6
