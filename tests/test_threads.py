@@ -118,6 +118,15 @@ def test_threads_are_the_smallest_limit_rounded_down_at_least_one(tmp_path):
     assert threads == min(os.cpu_count(), len(os.sched_getaffinity(0))) and "quota" not in note
 
 
+def test_the_hubs_cpu_limit_counts_too(tmp_path):
+    """JupyterHub's spawners set CPU_LIMIT from c.Spawner.cpu_limit, also where they do not enforce it."""
+    root = v1(tmp_path, "/s", {"/s": (-1, 100000)})
+    threads, note = threads_choice({"CPU_LIMIT": "0.5"}, root)
+    assert threads == 1 and "0.5 CPUs by the hub's CPU_LIMIT" in note
+    assert threads_choice({"CPU_LIMIT": "64"}, root)[0] == min(os.cpu_count(), len(os.sched_getaffinity(0)))
+    assert threads_choice({"CPU_LIMIT": "lots"}, root) == threads_choice({}, root)
+
+
 def test_the_variable_overrides_and_omp_is_respected(tmp_path):
     root = v1(tmp_path, "/s", {"/s": (50000, 100000)})
     assert threads_choice({"WORKBOOK_THREADS": "3"}, root) == (3, "PyTorch uses 3 threads, set by WORKBOOK_THREADS.")

@@ -10,6 +10,8 @@ workbook is imported it counts what the process may use, the smallest of
   limit), of the process's own cgroup (``/proc/self/cgroup``) and of every cgroup above it;
 * the CPUs in the process's affinity mask (``taskset``, Kubernetes' CPU manager, ``docker --cpuset-cpus``);
 * the machine's cores,
+* ``CPU_LIMIT``, where JupyterHub sets it (its spawners do, from ``c.Spawner.cpu_limit``, also those that do
+  not enforce the limit, such as the local-process spawner),
 
 rounded down, and at least 1. ``WORKBOOK_THREADS=N`` sets it instead; ``OMP_NUM_THREADS`` (read by PyTorch
 itself) is left in charge when set. :data:`helpers.THREADS_NOTE` says in one line what was chosen and why.
@@ -163,6 +165,12 @@ def threads_choice(environ=None, root="/"):
     quota = cgroup_cpu_quota(root)
     if quota is not None:
         limits.append((quota[0], f"a quota of {_cpus(quota[0])} ({quota[1]})"))
+    try:
+        hub_limit = float(environ.get("CPU_LIMIT", "") or "nan")
+    except ValueError:
+        hub_limit = float("nan")
+    if hub_limit > 0:  # NaN (unset or unreadable) is not
+        limits.append((hub_limit, f"{_cpus(hub_limit)} by the hub's CPU_LIMIT"))
     threads = max(1, math.floor(min(limits)[0] + 1e-9))
     return threads, (f"PyTorch uses {threads} thread{'s' if threads > 1 else ''}: this process may use "
                      f"{'; '.join(text for _, text in sorted(limits))}. Set {ENV_THREADS} to change it.")
