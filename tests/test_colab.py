@@ -18,6 +18,7 @@ from helpers.classroom.colab import (
     SETUP_TAG,
     WORKBOOK_REPO,
     badges,
+    nbgitpuller_link,
     requirements,
     satisfies,
 )
@@ -40,6 +41,17 @@ def test_every_notebook_has_the_badges_and_the_setup_cell_after_its_title(notebo
     assert "".join(setup["source"]) == SETUP_CELL, "run python tools/refresh_notebooks.py --slides-only notebooks/*.ipynb"
     assert f"colab.research.google.com/github/{WORKBOOK_REPO.removeprefix('https://github.com/')}/blob/main/notebooks/" \
            f"{notebook.name}" in badges(notebook.name)
+
+
+def test_the_nbgitpuller_link_is_the_one_docs_hub_md_gives():
+    from urllib.parse import parse_qs, urlsplit
+
+    link = nbgitpuller_link("https://hub.example.org/")
+    parts = urlsplit(link)
+    assert parts.path == "/hub/user-redirect/git-pull"
+    assert parse_qs(parts.query) == {"repo": [WORKBOOK_REPO], "branch": ["main"],
+                                     "urlpath": ["lab/tree/spam-workbook/notebooks/01_dataset.ipynb"]}
+    assert link.replace("https://hub.example.org", "https://HUB") in (PROJECT_ROOT / "docs" / "hub.md").read_text()
 
 
 def test_the_setup_cell_does_nothing_where_the_workbook_is_installed(tmp_path):

@@ -126,7 +126,7 @@ class LimitedGroup:
         return int(lines.get("oom_kill", 0))
 
     def describe(self):
-        parts = [f"memory {self.memory_bytes / 1024**3:g} GiB" if self.memory_bytes else "",
+        parts = [f"memory {self.memory_bytes / 1e9:.2f} GB" if self.memory_bytes else "",
                  f"{self.cpus:g} CPU" if self.cpus else ""]
         return f"{', '.join(p for p in parts if p)} ({', '.join(str(f) for f in self.folders.values())})"
 

@@ -48,6 +48,17 @@ def badges(notebook_name) -> str:
             f"[![Binder](https://mybinder.org/badge_logo.svg)]({binder})")
 
 
+def nbgitpuller_link(hub, notebook="01_dataset.ipynb") -> str:
+    """The link that gives each student of a JupyterHub at ``hub`` a copy of the notebooks (nbgitpuller),
+    opening ``notebook`` in JupyterLab (docs/hub.md)."""
+    from urllib.parse import quote, urlencode
+
+    folder = _github_path().split("/")[-1]
+    query = urlencode({"repo": WORKBOOK_REPO, "branch": BRANCH, "urlpath": f"lab/tree/{folder}/notebooks/{notebook}"},
+                      quote_via=quote, safe="")
+    return f"{hub.rstrip('/')}/hub/user-redirect/git-pull?{query}"
+
+
 SETUP_CELL = f'''\
 # Setup: nothing to do where the workbook is installed. On Google Colab this fetches and installs it
 # (about a minute), keeping Colab's own PyTorch, then works in its notebooks folder.
