@@ -132,6 +132,7 @@ from .classroom.pipeline import (
 from .classroom.show import show_source
 from .fast.engine import CachedTop, FastEngineError, TrunkCache, train_classifier_fast
 from .fast.inference import ReadAsTrained, classify_texts
+from .fast.sharing import classifier_sharing_trunk
 from .fast.precision import PRECISIONS, bf16_native
 from .figures.diagrams import plot_llm_stages, plot_model_surgery, plot_pipeline, plot_training_loop
 from .figures.plots import (
@@ -148,5 +149,9 @@ from .figures.plots import (
 )
 
 from .classroom.notebook import install_notebook_help
+from .classroom.threads import ThreadsError, set_torch_threads
+
+#: One line: how many threads PyTorch uses here and why (the CPUs this process may use; notebook 1 prints it).
+THREADS_NOTE = set_torch_threads()
 
 install_notebook_help()  # in a notebook: a hint above a NameError, a short note when a cell is interrupted

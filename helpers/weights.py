@@ -10,11 +10,12 @@ nothing ever falls back to it silently.
 import os
 import sys
 import weakref
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors import SafetensorError, safe_open
 
 from . import settings
 from .gpt import GPTModel, get_model_config
@@ -124,42 +125,94 @@ def _expected_shapes(cfg) -> dict:
     return shapes
 
 
-def _read_tensors(source, where) -> dict:
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise WeightsError(f"weights file not found: {path}")
+class GPT2Tensors:
+    """GPT-2's tensors by name, from a ``model.safetensors`` file (a path) or a mapping, read one at a time.
+
+    safetensors maps the file into memory, and every tensor read stays in memory until the file is closed.
+    So the file is opened for each tensor and closed once it is copied: loading GPT-2 small needs the model's
+    500 MB and one tensor at most (154 MB), not the model and the whole file (1 GB). Files saved by
+    transformers' save_pretrained prefix every name with "transformer."; the names here have no prefix.
+    """
+
+    def __init__(self, source, where):
+        self.where, self.path = where, None
+        if isinstance(source, (str, Path)):
+            self.path = Path(source)
+            if not self.path.is_file():
+                raise WeightsError(f"weights file not found: {self.path}")
+            with self._open() as file:
+                self.keys = {key.removeprefix("transformer."): key for key in file.keys()}
+                self.shapes = {name: tuple(file.get_slice(key).get_shape()) for name, key in self.keys.items()}
+        else:
+            self.tensors = {name.removeprefix("transformer."): tensor for name, tensor in dict(source).items()}
+            self.shapes = {name: tuple(tensor.shape) for name, tensor in self.tensors.items()}
+
+    @contextmanager
+    def _open(self):
         try:
-            tensors = load_file(str(path))
+            with safe_open(str(self.path), framework="pt") as file:
+                yield file
         except (SafetensorError, OSError, ValueError) as exc:
-            raise WeightsError(f"{where} is not a readable safetensors file ({exc}). It is probably truncated or "
-                               "corrupted: delete it and download it again.") from exc
-    else:
-        tensors = dict(source)
-    # Files saved by transformers' save_pretrained prefix every name with "transformer."
-    return {name.removeprefix("transformer."): tensor for name, tensor in tensors.items()}
+            raise WeightsError(f"{self.where} is not a readable safetensors file ({exc}). It is probably truncated "
+                               "or corrupted: delete it and download it again.") from exc
+
+    def __getitem__(self, name):
+        if self.path is None:
+            tensor = self.tensors[name]
+        else:
+            with self._open() as file:
+                tensor = file.get_tensor(self.keys[name])
+        if not tensor.is_floating_point():  # a corrupted file must never pass for a good one
+            raise WeightsError(f"{self.where}: tensor {name!r} holds {str(tensor.dtype).removeprefix('torch.')} values, "
+                               "not floating-point weights. The file is corrupted or not GPT-2's: delete it and "
+                               "download it again.")
+        if not all(torch.isfinite(part).all() for part in tensor.reshape(-1).split(1 << 22)):  # in parts: little memory
+            raise WeightsError(f"{self.where}: tensor {name!r} holds NaN or infinite values. The file is corrupted: "
+                               "delete it and download it again.")
+        return tensor
 
 
 def _check(tensors, cfg, where):
+    """Every tensor the model needs is there, with the right shape (read from the file's header only)."""
     expected = _expected_shapes(cfg)
-    missing = [name for name in expected if name not in tensors]
+    missing = [name for name in expected if name not in tensors.shapes]
     if missing:
         raise WeightsError(f"{where} lacks {len(missing)} tensor(s) the model needs, e.g. {missing[:3]}. "
                            f"Is it a GPT-2 file with {cfg['n_layers']} layers?")
     for name, shape in expected.items():
-        if tuple(tensors[name].shape) != shape:
-            raise WeightsError(f"{where}: tensor {name!r} has shape {list(tensors[name].shape)}, but this model "
+        if tensors.shapes[name] != shape:
+            raise WeightsError(f"{where}: tensor {name!r} has shape {list(tensors.shapes[name])}, but this model "
                                f"(emb_dim={cfg['emb_dim']}, n_layers={cfg['n_layers']}) needs {list(shape)}. "
                                "Is the file for another GPT-2 size?")
-    for name in expected:  # a corrupted file must never pass for a good one
-        tensor = tensors[name]
-        if not tensor.is_floating_point():
-            raise WeightsError(f"{where}: tensor {name!r} holds {str(tensor.dtype).removeprefix('torch.')} values, "
-                               "not floating-point weights. The file is corrupted or not GPT-2's: delete it and "
-                               "download it again.")
-        if not torch.isfinite(tensor).all():
-            raise WeightsError(f"{where}: tensor {name!r} holds NaN or infinite values. The file is corrupted: "
-                               "delete it and download it again.")
+
+
+def _copy(params, target, name, transpose=False):
+    value = params[name].T if transpose else params[name]
+    target.copy_(value.to(target.dtype))
+
+
+@torch.no_grad()
+def copy_block_weights(block, params, b):
+    """Fill transformer block ``block`` with block ``b`` of GPT-2's tensors (a :class:`GPT2Tensors`)."""
+    p = f"h.{b}."
+    copy = partial(_copy, params)
+    q_w, k_w, v_w = params[p + "attn.c_attn.weight"].chunk(3, dim=-1)
+    q_b, k_b, v_b = params[p + "attn.c_attn.bias"].chunk(3, dim=-1)
+    for layer, w, bias in ((block.att.W_query, q_w, q_b), (block.att.W_key, k_w, k_b), (block.att.W_value, v_w, v_b)):
+        layer.weight.copy_(w.T.to(layer.weight.dtype))
+        layer.bias.copy_(bias.to(layer.bias.dtype))
+    del q_w, k_w, v_w  # the file's c_attn tensor: freed before the next is read
+    copy(block.att.out_proj.weight, p + "attn.c_proj.weight", transpose=True)
+    copy(block.att.out_proj.bias, p + "attn.c_proj.bias")
+    copy(block.ff.layers[0].weight, p + "mlp.c_fc.weight", transpose=True)
+    copy(block.ff.layers[0].bias, p + "mlp.c_fc.bias")
+    copy(block.ff.layers[2].weight, p + "mlp.c_proj.weight", transpose=True)
+    copy(block.ff.layers[2].bias, p + "mlp.c_proj.bias")
+    copy(block.norm1.scale, p + "ln_1.weight")
+    copy(block.norm1.shift, p + "ln_1.bias")
+    copy(block.norm2.scale, p + "ln_2.weight")
+    copy(block.norm2.shift, p + "ln_2.bias")
+    return block
 
 
 @torch.no_grad()
@@ -168,34 +221,18 @@ def load_weights_into_gpt(model: GPTModel, source) -> GPTModel:
 
     Hugging Face keeps GPT-2's original ``Conv1D`` layout (weights stored as [in, out]), so
     those are transposed for ``nn.Linear``; the fused ``c_attn`` is split into query/key/value.
+    Tensors are read and copied one at a time (each checked first), so loading needs little memory
+    beyond the model's; a corrupted tensor stops it with the model half filled: build a new one.
     """
     where = display_path(source) if isinstance(source, (str, Path)) else "the given tensors"
-    params = _read_tensors(source, where)
+    params = GPT2Tensors(source, where)
     _check(params, model.cfg, where)
-
-    def copy(target, name, transpose=False):
-        value = params[name].T if transpose else params[name]
-        target.copy_(value.to(target.dtype))
+    copy = partial(_copy, params)
 
     copy(model.tok_emb.weight, "wte.weight")
     copy(model.pos_emb.weight, "wpe.weight")
     for b, block in enumerate(model.trf_blocks):
-        p = f"h.{b}."
-        q_w, k_w, v_w = params[p + "attn.c_attn.weight"].chunk(3, dim=-1)
-        q_b, k_b, v_b = params[p + "attn.c_attn.bias"].chunk(3, dim=-1)
-        for layer, w, bias in ((block.att.W_query, q_w, q_b), (block.att.W_key, k_w, k_b), (block.att.W_value, v_w, v_b)):
-            layer.weight.copy_(w.T.to(layer.weight.dtype))
-            layer.bias.copy_(bias.to(layer.bias.dtype))
-        copy(block.att.out_proj.weight, p + "attn.c_proj.weight", transpose=True)
-        copy(block.att.out_proj.bias, p + "attn.c_proj.bias")
-        copy(block.ff.layers[0].weight, p + "mlp.c_fc.weight", transpose=True)
-        copy(block.ff.layers[0].bias, p + "mlp.c_fc.bias")
-        copy(block.ff.layers[2].weight, p + "mlp.c_proj.weight", transpose=True)
-        copy(block.ff.layers[2].bias, p + "mlp.c_proj.bias")
-        copy(block.norm1.scale, p + "ln_1.weight")
-        copy(block.norm1.shift, p + "ln_1.bias")
-        copy(block.norm2.scale, p + "ln_2.weight")
-        copy(block.norm2.shift, p + "ln_2.bias")
+        copy_block_weights(block, params, b)
     copy(model.final_norm.scale, "ln_f.weight")
     copy(model.final_norm.shift, "ln_f.bias")
     model.out_head.weight = model.tok_emb.weight  # tied, as in GPT-2

@@ -191,7 +191,9 @@ def test_every_notebook_converts_to_slides(notebook):
     headings = [cell.cell_type == "markdown" and cell.source.lstrip("-\n ").startswith(("# ", "## "))
                 for cell in nb.cells]
     assert sum(headings) >= 3 and all(t == "slide" for t, h in zip(types, headings) if h)  # a heading opens a slide
-    assert set(types) <= {"slide", "-"}  # no sub-slides: → reaches every slide
+    assert set(types) <= {"slide", "-", "skip"}  # no sub-slides: → reaches every slide
+    assert all(t == "skip" for t, cell in zip(types, nb.cells)
+               if {"workbook-launch-badges", "workbook-setup"} & set(cell.metadata.get("tags", [])))
     assert html.count("<section") >= types.count("slide")
     assert "reveal" in html.lower()
 

@@ -160,7 +160,8 @@ def test_the_notebook_checker_reports_stray_outputs_and_passes_clean_notebooks(t
 def test_the_docs_name_only_files_that_exist():
     import re
 
-    for doc in ("README.md", "CONTRIBUTING.md", "docs/teaching.md", "docs/adapting.md", "benchmarks/README.md"):
+    for doc in ("README.md", "CONTRIBUTING.md", "docs/teaching.md", "docs/adapting.md", "docs/hub.md",
+                "benchmarks/README.md"):
         text = (PROJECT_ROOT / doc).read_text()
         assert "../shared" not in text, doc
         for name in re.findall(r"`((?:docs|tools|benchmarks|notebooks|helpers|tests|datasets)/[\w./-]+)`", text):

@@ -2,14 +2,17 @@
 """Execute notebooks and keep only the outputs nbval checks (maintainers' tool).
 
     python tools/refresh_notebooks.py notebooks/01_dataset.ipynb [...]
-    python tools/refresh_notebooks.py --slides-only notebooks/*.ipynb   # slide metadata only, no execution
+    python tools/refresh_notebooks.py --slides-only notebooks/*.ipynb   # metadata and course cells only, no execution
 
 Each notebook runs from a fresh kernel in its own folder, with the tiny test model
 (WORKBOOK_TEST_MODEL=1), as CI runs it. Afterwards every cell loses its outputs and
 execution count except cells tagged ``nbval-check-output``; those keep their outputs, which
 become what nbval compares against. Every cell also gets slideshow metadata (see "slides" below),
 so ``jupyter nbconvert --to slides`` and RISE follow the lecture's sections, and its first cell gets
-the time lines of docs/time_budget.json. Review the diff before committing.
+the time lines of docs/time_budget.json. Both ways, the course cells are set from their one home
+(``set_course_cells``): after the title, the launch badges (Colab, Binder) and the setup cell
+(helpers/classroom/colab.py); in notebook 1 the threads line; and each ``check_activity_N(...)`` cell
+becomes an nbgrader test cell (helpers/activities/grading.py). Review the diff before committing.
 """
 import os
 import re
@@ -19,8 +22,11 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import time_budget  # noqa: E402  (tools/time_budget.py: the times, stated once)
+from helpers.activities.grading import check_cell_activity, graded_source, nbgrader_metadata  # noqa: E402
+from helpers.classroom.colab import BADGE_TAG, SETUP_CELL, SETUP_TAG, THREADS_CELL, THREADS_TAG, badges  # noqa: E402
 
 CHECK_TAG = "nbval-check-output"
 
@@ -115,9 +121,13 @@ def opens_slide(cell) -> str:
 
 
 def set_slide_metadata(nb) -> None:
-    """Slide types for the executed ``nb``: "slide" where a slide starts, "-" where a cell continues it."""
+    """Slide types for the executed ``nb``: "slide" where a slide starts, "-" where a cell continues it,
+    "skip" for the course cells (badges, setup), as if absent."""
     slides = []  # lists of (cell, height)
     for cell in nb.cells:
+        if is_course_cell(cell):  # badges and setup: not on a slide
+            cell.metadata["slideshow"] = {"slide_type": "skip"}
+            continue
         height, opens = cell_height(cell), opens_slide(cell)
         used = sum(h for _, h in slides[-1]) if slides else None
         if (used is None or opens == "always" or (opens == "section" and used > SLIDE_BUDGET * 0.4)
@@ -140,9 +150,45 @@ def set_slide_metadata(nb) -> None:
             cell.metadata["slideshow"] = {"slide_type": "slide" if number == 0 else "-"}
 
 
+# --------------------------------------------------------------------------- course cells (issue: a course of sixty)
+COURSE_TAGS = (BADGE_TAG, SETUP_TAG, THREADS_TAG)
+
+
+def is_course_cell(cell):
+    return bool(set(cell.get("metadata", {}).get("tags", [])) & set(COURSE_TAGS))
+
+
+def course_cells(name):
+    """The cells that follow a notebook's title: launch badges, setup cell, and in notebook 1 the threads line."""
+    def tagged(cell, tag):
+        cell.metadata["tags"] = [tag]
+        cell.id = tag  # a stable id: refreshing again changes nothing
+        return cell
+
+    cells = [tagged(nbformat.v4.new_markdown_cell(badges(name)), BADGE_TAG),
+             tagged(nbformat.v4.new_code_cell(SETUP_CELL), SETUP_TAG)]
+    if name.startswith("01_"):
+        cells.append(tagged(nbformat.v4.new_code_cell(THREADS_CELL), THREADS_TAG))
+    return cells
+
+
+def set_course_cells(nb, name) -> None:
+    """Course cells after the title (replacing earlier ones), nbgrader metadata on the activity check cells."""
+    cells = [cell for cell in nb.cells if not is_course_cell(cell)]
+    nb.cells = cells[:1] + course_cells(name) + cells[1:]
+    for cell in nb.cells:
+        activity = check_cell_activity(cell.source) if cell.cell_type == "code" else None
+        if activity is not None:
+            cell.source = graded_source(cell.source, activity)
+            cell.metadata["nbgrader"] = nbgrader_metadata(activity)
+        else:
+            cell.metadata.pop("nbgrader", None)
+
+
 def refresh(path: Path, timeout: int = 1200) -> None:
     nb = nbformat.read(path, as_version=4)
     os.environ.setdefault("WORKBOOK_TEST_MODEL", "1")
+    set_course_cells(nb, path.name)
     NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     set_slide_metadata(nb)  # from the executed outputs: how tall each cell really is
     nb.cells[0].source = time_budget.with_time_block(nb.cells[0].source, path.name[:2])
@@ -161,12 +207,13 @@ def refresh(path: Path, timeout: int = 1200) -> None:
 
 
 def refresh_slides(path: Path) -> None:
-    """Only the slideshow metadata, without executing (``--slides-only``): estimated from the outputs the
-    notebook holds (none for most cells), so a full refresh is better."""
+    """Only the course cells and the slideshow metadata, without executing (``--slides-only``): heights are
+    estimated from the outputs the notebook holds (none for most cells), so a full refresh is better."""
     nb = nbformat.read(path, as_version=4)
+    set_course_cells(nb, path.name)
     set_slide_metadata(nb)
     nbformat.write(nb, path)
-    print(f"slide metadata set in {path}")
+    print(f"course cells and slide metadata set in {path}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ from ..data import create_balanced_dataset, random_split
 from .feedback import Feedback, as_number, caller_names, fmt, untouched
 
 
-def check_activity_1(df, ham_count=..., spam_count=..., imbalance_ratio=..., my_balanced_df=..., my_splits=...):
+def check_activity_1(df, ham_count=..., spam_count=..., imbalance_ratio=..., my_balanced_df=..., my_splits=..., *,
+                     points=None):
     """Activity 1 — explore the SMS Spam dataset.
 
     ``df`` is the collection as loaded in the notebook; the answers are the student's. The ratio may be
@@ -56,7 +57,7 @@ def check_activity_1(df, ham_count=..., spam_count=..., imbalance_ratio=..., my_
 
     _check_balanced(fb, df, my_balanced_df, n_spam)
     _check_splits(fb, df, my_splits)
-    return fb.report()
+    return fb.report(points)
 
 
 def _check_balanced(fb, df, balanced, n_spam):

@@ -109,7 +109,7 @@ LOADERS = (("my_train_loader", "train", True, True), ("my_val_loader", "validati
 
 def check_activity_2(MySpamDataset=..., my_train_dataset=..., my_val_dataset=..., first_inputs=..., first_labels=...,
                      n_padding=..., my_test_dataset=..., my_train_loader=..., my_val_loader=..., my_test_loader=..., *,
-                     paths, tokenizer):
+                     paths, tokenizer, points=None):
     """Activity 2 — implement the dataset and inspect the loaders.
 
     ``MySpamDataset`` is compared item by item with :class:`helpers.SpamDataset` on the split files
@@ -180,7 +180,7 @@ def check_activity_2(MySpamDataset=..., my_train_dataset=..., my_val_dataset=...
         else:
             fb.wrong(f"{fb.name('n_padding')} = {fmt(got)}, expected {expected}: "
                      f"({name_in}[0] == {reference.pad_token_id}).sum()")
-    return fb.report()
+    return fb.report(points)
 
 
 def _check_dataset_class(fb, cls, reference, paths, tokenizer):

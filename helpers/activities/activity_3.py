@@ -316,7 +316,7 @@ def _check_loss_loader(fb, fn, data_loader, model, device, num_batches):
 
 
 def check_activity_3(my_calc_accuracy_loader, my_calc_loss_batch, data_loader, model, device, num_batches=3,
-                     my_calc_loss_loader=...):
+                     my_calc_loss_loader=..., *, points=None):
     """Activity 3 — implement the accuracy and loss functions.
 
     The functions first run on a probe: a small stand-in model whose predictions depend on the position
@@ -334,5 +334,5 @@ def check_activity_3(my_calc_accuracy_loader, my_calc_loss_batch, data_loader, m
         _check_accuracy(fb, my_calc_accuracy_loader, data_loader, model, device, num_batches)
         _check_loss(fb, my_calc_loss_batch, data_loader, model, device)
         _check_loss_loader(fb, my_calc_loss_loader, data_loader, model, device, num_batches)
-    return fb.report()
+    return fb.report(points)
 

@@ -12,12 +12,13 @@ _EXAMPLES = {"my_spam": '["WINNER! Claim your prize: call 09061701461 now"]',
              "my_ham": '["Running late, see you at 7"]'}
 
 
-def check_activity_4(my_spam=..., my_ham=..., *, model, tokenizer, device, max_length):
+def check_activity_4(my_spam=..., my_ham=..., *, model, tokenizer, device, max_length, points=None):
     """Activity 4 — test your own messages: an exploration, not a test.
 
     ``my_spam`` and ``my_ham`` are lists of messages you wrote to be spam and ham. Each is classified;
     the report says on how many the model agrees with you, lists the ones it disagreed with, and asks
-    questions about them. Returns True once both lists were classified.
+    questions about them. Returns True once both lists were classified; with ``points`` (nbgrader), the
+    :class:`~helpers.activities.feedback.Score`: half the points for each list classified.
     """
     from ..inference import classify_review
 
@@ -40,6 +41,7 @@ def check_activity_4(my_spam=..., my_ham=..., *, model, tokenizer, device, max_l
         if isinstance(messages, str) or not isinstance(messages, (list, tuple)) or not messages:
             fb.wrong(f"{name} should be a non-empty list of messages, e.g. {_EXAMPLES[key]}")
             continue
+        failed_before = fb.failed
         for message in messages:
             try:
                 label, probabilities = classify_review(message, model, tokenizer, device, max_length)
@@ -56,6 +58,8 @@ def check_activity_4(my_spam=..., my_ham=..., *, model, tokenizer, device, max_l
             else:
                 disagreed.append(line)
                 fb.lines.append(f"  🤔 {line}: you wrote it as {names[intended]}")
+        if fb.failed == failed_before:
+            fb.passed += 1  # this list is done: every message in it was classified (agreeing or not)
     if total and is_test_model(model):  # its verdicts are noise: nothing to explain in them
         fb.note(f"The model agreed with you on {agreed} of {total} messages, by chance: it is the test model, "
                 "with random weights, so its verdicts are noise. Run this check again with GPT-2 (the lecture's "
@@ -68,4 +72,4 @@ def check_activity_4(my_spam=..., my_ham=..., *, model, tokenizer, device, max_l
         else:
             fb.note("• Now try to fool it: a spam without \"free\" or a phone number, or a friendly message "
                     "full of \"!!!\" and numbers.")
-    return fb.report()
+    return fb.report(points)

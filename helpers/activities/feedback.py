@@ -1,6 +1,8 @@
 """What every activity checker shares: the report, "not attempted yet", the student's own names.
 
-Each ``check_activity_N`` prints specific feedback and returns True when everything is right.
+Each ``check_activity_N`` prints specific feedback and returns True when everything is right; given
+``points=P`` (the notebooks' check cells, graded by nbgrader) it returns a :class:`Score` instead: P times the
+share of its checks that passed. They write nothing to stderr (nbgrader gives 0 points for any stderr).
 They never raise for the student's answers: an untouched cell (answers still ``...``) just gets
 "not attempted yet", and a wrong answer gets a hint that names the usual mistake it matches.
 Messages use the student's own variable names: the keyword names are the notebook's variables,
@@ -14,10 +16,30 @@ import numpy as np
 import torch
 
 
+class Score(float):
+    """The points a check earned, for nbgrader: a number (nbgrader reads a check cell's result as partial
+    credit, docs/teaching.md), true when every check passed (as ``check_activity_N`` returns without points)."""
+
+    def __new__(cls, earned, points, all_ok):
+        score = super().__new__(cls, earned)
+        score.points, score.all_ok = points, all_ok
+        return score
+
+    def __bool__(self):
+        return self.all_ok
+
+    def __repr__(self):  # nbgrader reads the text form as a number: nothing else in it
+        return repr(float(self))
+
+    def _repr_markdown_(self):  # what JupyterLab shows under the feedback
+        return f"**{float(self):g} of {self.points:g} points**"
+
+
 class Feedback:
     def __init__(self, title, names=None, done="🎉 All correct!"):
         self.title, self.lines, self.all_ok, self.untouched = title, [], True, []
         self.names, self.done = names or {}, done
+        self.passed, self.failed = 0, 0  # checks: each answer is checked once, right or not
 
     def name(self, key):
         return self.names.get(key, key)
@@ -25,18 +47,23 @@ class Feedback:
     def skip(self, key):
         self.untouched.append(self.name(key))
         self.all_ok = False
+        self.failed += 1
 
     def ok(self, text):
         self.lines.append(f"  ✅ {text}")
+        self.passed += 1
 
     def wrong(self, text):
         self.lines.append(f"  ❌ {text}")
         self.all_ok = False
+        self.failed += 1
 
     def note(self, text):
         self.lines.append(f"     {text}")
 
-    def report(self):
+    def report(self, points=None):
+        """Print the feedback; return True when all is right, or with ``points`` the :class:`Score`: ``points``
+        times the share of the checks that passed (all of them when all is right)."""
         print(self.title)
         if self.untouched:
             print(f"  ⏳ not attempted yet: {', '.join(self.untouched)} (replace the ... with your code)")
@@ -44,7 +71,11 @@ class Feedback:
             print(line)
         if self.all_ok and self.done:
             print(f"  {self.done}")
-        return self.all_ok
+        if points is None:
+            return self.all_ok
+        checks = self.passed + self.failed
+        earned = points if self.all_ok else round(points * self.passed / checks, 2) if checks else 0.0
+        return Score(earned, points, self.all_ok)
 
 
 def untouched(value):

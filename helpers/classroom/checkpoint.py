@@ -16,8 +16,6 @@ import time
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors
 from safetensors.torch import save_model
 
 from ..classifier import check_classifier, unfreeze_top
@@ -25,7 +23,7 @@ from ..data import CLASS_NAMES
 from ..fast.engine import plain_model, trunk_fingerprint
 from ..fast.inference import ReadAsTrained
 from ..gpt import CONFIG_KEYS, GPTModel, get_model_config, model_configs
-from ..storage.files import CorruptFileError, checksum_path, read_checked, write_checked
+from ..storage.files import CorruptFileError, checksum_path, open_checked, write_checked
 from ..storage.paths import StorageError, data_dir, display_path
 from ..weights import TEST_MODEL_CONFIG
 
@@ -378,14 +376,21 @@ def checkpoint_folder(path) -> Path:
     return path
 
 
+#: The checkpoint's float types, as safetensors names them.
+TORCH_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32, "F64": torch.float64}
+
+
 def _read_file(folder):
-    """The checkpoint's bytes (checked against its checksum), its recipe and its tensors' shapes."""
+    """The checkpoint, checked against its checksum: ``(the open file, its recipe, its tensors)``, the tensors as
+    ``(header entries, {name: (shape, dtype)}, where the data starts, the file's length)``. The weights are then
+    read from this open file, one tensor at a time: the very bytes that were checked (a checkpoint saved over it
+    meanwhile is another file), and never the whole 500 MB in memory beside the model. The caller closes it."""
     folder = checkpoint_folder(folder)
     path = folder / CHECKPOINT_FILE
     if not path.is_file():
         raise _missing(folder)
     try:
-        data = read_checked(path)  # one read: the recipe and the weights below come from these very bytes
+        file = open_checked(path)  # checked in one pass; the weights are read from it later, one tensor at a time
     except CorruptFileError as exc:
         if not checksum_path(path).is_file():
             raise CheckpointError(f"{display_path(path)} has no checksum file beside it ({checksum_path(path).name}): "
@@ -395,21 +400,51 @@ def _read_file(folder):
         raise CheckpointError(f"cannot read {display_path(path)}: {exc.strerror or exc}. Check its permissions, or "
                               "train and save the classifier again.") from exc
     try:
-        size = int.from_bytes(data[:8], "little")
-        if len(data) < 8 or size > min(len(data) - 8, MAX_HEADER_BYTES):
-            raise ValueError("its header is cut off")
-        header = json.loads(data[8:8 + size])
-        recipe = json.loads(header.get("__metadata__", {})[METADATA_KEY])
-        shapes = {name: (tuple(info["shape"]), info["dtype"]) for name, info in header.items() if name != "__metadata__"}
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise CheckpointError(f"{display_path(path)} is not a classifier checkpoint of this workbook ({exc!r}); "
-                              "train and save the classifier again.") from exc
-    return data, validate_recipe(recipe, where=display_path(path)), shapes
+        try:
+            length = file.seek(0, 2)
+            file.seek(0)
+            size = int.from_bytes(file.read(8), "little")
+            if length < 8 or size > min(length - 8, MAX_HEADER_BYTES):
+                raise ValueError("its header is cut off")
+            header = json.loads(file.read(size))
+            recipe = json.loads(header.get("__metadata__", {})[METADATA_KEY])
+            entries = {name: info for name, info in header.items() if name != "__metadata__"}
+            shapes = {name: (tuple(info["shape"]), info["dtype"]) for name, info in entries.items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise CheckpointError(f"{display_path(path)} is not a classifier checkpoint of this workbook ({exc!r}); "
+                                  "train and save the classifier again.") from exc
+        return file, validate_recipe(recipe, where=display_path(path)), (entries, shapes, 8 + size, length)
+    except BaseException:
+        file.close()
+        raise
+
+
+def _read_weights(file, tensors, model):
+    """Copy the checkpoint's tensors into ``model`` one at a time, from the checked open ``file``."""
+    entries, _, start, length = tensors
+    state = model.state_dict()
+    with torch.no_grad():
+        for name, info in entries.items():
+            begin, end = info["data_offsets"]
+            target = state[name]
+            dtype = TORCH_DTYPES[info["dtype"]]
+            size = target.numel() * dtype.itemsize
+            if not (isinstance(begin, int) and isinstance(end, int) and 0 <= begin and end - begin == size
+                    and start + end <= length):
+                raise ValueError(f"tensor {name!r}'s bytes lie outside the file or do not fit its shape")
+            raw = torch.empty(size, dtype=torch.uint8)
+            file.seek(start + begin)
+            if file.readinto(memoryview(raw.numpy())) != size:
+                raise ValueError(f"tensor {name!r} is cut off")
+            target.copy_(raw.view(dtype).view(target.shape))
+            del raw
 
 
 def read_recipe(folder) -> dict:
     """The recipe and provenance of the checkpoint in ``folder``, checked (the weights are not loaded)."""
-    return _read_file(Path(folder))[1]
+    file, recipe, _ = _read_file(Path(folder))
+    file.close()
+    return recipe
 
 
 def _check_shapes(path, shapes, model):
@@ -438,22 +473,23 @@ def load_classifier(folder, expected_model_name=None, device="cpu"):
     any other model is refused with a message that says which one it holds.
     """
     folder = checkpoint_folder(folder)
-    data, recipe, shapes = _read_file(folder)
-    where = display_path(folder / CHECKPOINT_FILE)
-    if expected_model_name is not None and recipe["model_name"] != expected_model_name:
-        raise CheckpointError(f"the checkpoint in {display_path(folder)} was trained from {recipe['model_name']!r}, "
-                              f"not {expected_model_name!r}; train a new one (notebook 4) or choose that model.")
-    with torch.device("meta"):  # shapes only: nothing is allocated before the file is checked
-        skeleton = _build(recipe)
-    _check_shapes(where, shapes, skeleton)
-    model = _build(recipe)
-    try:
-        model.load_state_dict(load_safetensors(data))
-    except (SafetensorError, RuntimeError, ValueError) as exc:
-        raise CheckpointError(f"{where} cannot be loaded into the model its recipe describes ({exc}); train and "
-                              "save the classifier again.") from exc
+    file, recipe, tensors = _read_file(folder)
+    with file:
+        where = display_path(folder / CHECKPOINT_FILE)
+        if expected_model_name is not None and recipe["model_name"] != expected_model_name:
+            raise CheckpointError(f"the checkpoint in {display_path(folder)} was trained from {recipe['model_name']!r}, "
+                                  f"not {expected_model_name!r}; train a new one (notebook 4) or choose that model.")
+        with torch.device("meta"):  # shapes only: nothing is allocated before the file is checked
+            skeleton = _build(recipe)
+        _check_shapes(where, tensors[1], skeleton)
+        model = _build(recipe)
+        try:
+            _read_weights(file, tensors, model)
+        except (RuntimeError, ValueError, KeyError, TypeError, OSError) as exc:
+            raise CheckpointError(f"{where} cannot be loaded into the model its recipe describes ({exc}); train and "
+                                  "save the classifier again.") from exc
     for name, tensor in model.state_dict().items():
-        if not torch.isfinite(tensor).all():
+        if not all(torch.isfinite(part).all() for part in tensor.reshape(-1).split(1 << 22)):  # in parts: little memory
             raise CheckpointError(f"{where}: tensor {name!r} holds NaN or infinite values (corrupted, or a training "
                                   "run that diverged); train and save the classifier again.")
     if trunk_fingerprint(model) != recipe["trunk_fingerprint"]:

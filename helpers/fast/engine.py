@@ -150,9 +150,13 @@ class TrunkCache:
             with autocast(self.precision, device):  # for blocks that are not plain; the engine's own cast once
                 hidden = trunk_forward(self.model, ids, self._blocks)
             hidden = hidden.to(self.model.tok_emb.weight.dtype).cpu()  # float32 under bf16 autocast too
-            for i, row, length in zip(chunk.tolist(), hidden, chunk_lengths):
+            # One tensor per batch, each message a view of its real tokens: no padding kept, and not one allocation
+            # per message (thousands of small ones fragment the heap: the process grew 2.7x the data, measured).
+            packed = (hidden.flatten(0, 1) if min(chunk_lengths) == hidden.shape[1] else
+                      torch.cat([row[:length] for row, length in zip(hidden, chunk_lengths)]))
+            for i, piece in zip(chunk.tolist(), torch.split(packed, chunk_lengths)):
                 self.index[rows[i].numpy().tobytes()] = len(self.activations)
-                self.activations.append(row[:length].clone())
+                self.activations.append(piece)
         self.model.train(was_training)
         return self
 
@@ -336,8 +340,10 @@ def train_classifier_fast(model, train_loader, val_loader, optimizer, device, nu
     start = time.time()
     cache.add_datasets([train_loader.dataset])
     print(f"Trunk cache: {len(cache)} training messages in {time.time() - start:.1f} s.")
-    return train_classifier_simple(CachedTop(model, cache), train_loader, val_loader, optimizer, device,
-                                   num_epochs, eval_freq, eval_iter)
+    curves = train_classifier_simple(CachedTop(model, cache), train_loader, val_loader, optimizer, device,
+                                     num_epochs, eval_freq, eval_iter)
+    optimizer.zero_grad(set_to_none=True)  # the last step's gradients are used no more: free them
+    return curves
 
 
 def trunk_cache_dir() -> Path:

@@ -258,6 +258,29 @@ def verify_checked(path) -> Path:
     return path
 
 
+def open_checked(path):
+    """``path`` open for reading (binary), after one pass that checks it against its recorded checksum without
+    holding it in memory (a checkpoint holds 500 MB of weights). What is read from this file afterwards is what
+    was checked: a file saved over ``path`` meanwhile (atomically, as :func:`write_checked` does) is another
+    file. The caller closes it. Raises :class:`CorruptFileError` as :func:`read_checked` does."""
+    path = Path(path)
+    if not path.is_file():
+        raise CorruptFileError(path, "does not exist")
+    expected = expected_checksum(path)
+    file = open(path, "rb")
+    try:
+        digest = hashlib.sha256()
+        while block := file.read(CHUNK):
+            digest.update(block)
+        if digest.hexdigest() != expected:
+            raise CorruptFileError(path, "does not match its checksum: it was truncated, edited or half written")
+        file.seek(0)
+        return file
+    except BaseException:
+        file.close()
+        raise
+
+
 def read_checked(path) -> bytes:
     """The bytes of ``path``, after checking them against the recorded checksum.
 
