@@ -6,6 +6,7 @@
     python benchmarks/resources.py --with-07               # notebook 7 too (it trains live: long)
     python benchmarks/resources.py --cells 04              # which cell raised the peak (Linux)
     python benchmarks/resources.py --cgroup 2G,1cpu        # all of it inside a cgroup: 2 GB, 1 CPU (root, Linux)
+    python benchmarks/resources.py --epochs 1              # notebook 4 trains 1 epoch, not 5 (see below)
 
 Each notebook runs top to bottom in a fresh kernel (nbclient, as nbval and ``nbconvert --execute`` run it),
 in order, in a scratch data folder (``WORKBOOK_DATA_DIR``), so later notebooks find what earlier ones
@@ -17,6 +18,11 @@ folder first (not counted), then the notebooks with ``WORKBOOK_INSTRUCTOR=1``.
 The model is GPT-2 small's architecture: ``WORKBOOK_GPT2_DIR`` if set, else random weights written once by
 ``tools/random_gpt2_weights.py`` into a temporary folder (memory and time do not depend on the values).
 ``WORKBOOK_TEST_MODEL=1`` measures the tiny test model instead (a quick check of this script).
+
+``--epochs N`` makes notebook 4's runs N epochs instead of the lecture's 5 (its ``num_epochs = NUM_EPOCHS``
+line, in memory). Memory peaks in the first epoch (every epoch holds the same tensors), so the peak is the
+same; the CPU-seconds and wall seconds of notebook 4 are then those of N epochs. On 1 CPU the five epochs of
+notebook 4 at GPT-2's size take hours; this gives its peak in minutes.
 
 Last line, for the lecture notebooks (the larger of the two modes where both ran):
 ``peak GB: 01=0.45 02=0.46 … 06=1.10 max=1.38``.
@@ -60,7 +66,11 @@ def kernel_hwm(client):
     return None
 
 
-def run_notebook(path, timeout, per_cell=False):
+#: Notebook 4's line that sets its runs' epochs (``--epochs`` replaces it in memory).
+EPOCHS_LINE = "num_epochs = NUM_EPOCHS"
+
+
+def run_notebook(path, timeout, per_cell=False, epochs=None):
     """Execute ``path`` in a fresh kernel; returns ``(peak_bytes, cpu_seconds, wall_seconds, cells)``.
 
     ``cells``: with ``per_cell``, ``[(cell index, peak so far, first line of the cell)]`` for every cell
@@ -69,6 +79,9 @@ def run_notebook(path, timeout, per_cell=False):
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
+    if epochs is not None and path.name.startswith("04_"):
+        [cell] = [cell for cell in nb.cells if EPOCHS_LINE in cell.source]
+        cell.source = cell.source.replace(EPOCHS_LINE, f"num_epochs = {epochs}  # benchmarks/resources.py --epochs")
     nb.cells.append(nbformat.v4.new_code_cell(PROBE))
     raised, last = [], [0]
 
@@ -101,7 +114,7 @@ def prepare_instructor(env):
     print(f"  (python -m helpers prepare: {time.perf_counter() - start:.0f} s, not counted)", flush=True)
 
 
-def measure(mode, notebooks, timeout, per_cell, data_dir):
+def measure(mode, notebooks, timeout, per_cell, data_dir, epochs=None):
     """Run ``notebooks`` in ``mode`` ("student" or "instructor"); {name: (peak_bytes, cpu_seconds, wall_seconds)}."""
     env = {**os.environ, "WORKBOOK_DATA_DIR": str(data_dir), "WORKBOOK_INSTRUCTOR": "1" if mode == "instructor" else "0",
            "TQDM_DISABLE": "1"}
@@ -115,7 +128,7 @@ def measure(mode, notebooks, timeout, per_cell, data_dir):
         print("| notebook | peak RSS | CPU-seconds | wall seconds |\n| --- | --- | --- | --- |", flush=True)
         for path in notebooks:
             try:
-                peak, cpu, wall, raised = run_notebook(path, timeout, per_cell)
+                peak, cpu, wall, raised = run_notebook(path, timeout, per_cell, epochs)
             except Exception as exc:  # a kernel killed for memory ends here too
                 print(f"| {path.name} | FAILED: {type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]} | | |",
                       flush=True)
@@ -187,6 +200,7 @@ def main():
     parser.add_argument("--cells", action="store_true", help="print each cell that raised the peak (Linux)")
     parser.add_argument("--cgroup", help="run inside a cgroup with these limits, e.g. 2G,1cpu (root)")
     parser.add_argument("--timeout", type=int, default=7200, help="seconds per cell (default 7200)")
+    parser.add_argument("--epochs", type=int, help="notebook 4 trains this many epochs, not 5 (same peak, less time)")
     parser.add_argument("--keep", help="a folder for the data folders (kept; an instructor run reuses its prepare)")
     args = parser.parse_args()
     if args.cgroup:
@@ -206,9 +220,13 @@ def main():
                 os.environ["WORKBOOK_GPT2_DIR"] = str(Path(scratch) / "weights")
             model = f"GPT-2 small's architecture, weights from {os.environ['WORKBOOK_GPT2_DIR']}"
         print(f"{model}; PyTorch {torch.__version__}; {os.cpu_count()} cores here; {kernel_threads()}")
+        if args.epochs is not None:
+            print(f"notebook 4 trains {args.epochs} epoch(s), not 5 (--epochs): the same peak memory; its CPU-seconds "
+                  f"are for {args.epochs}")
         folders = Path(args.keep) if args.keep else Path(scratch)
         modes = ("student", "instructor") if args.mode == "both" else (args.mode,)
-        all_results = {mode: measure(mode, chosen, args.timeout, args.cells, folders / mode) for mode in modes}
+        all_results = {mode: measure(mode, chosen, args.timeout, args.cells, folders / mode, args.epochs)
+                       for mode in modes}
     failed = [f"{mode} {name}" for mode, results in all_results.items() for name, r in results.items() if r is None]
     if failed:
         print("failed: " + ", ".join(failed))

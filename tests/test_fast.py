@@ -159,6 +159,33 @@ def test_cache_fills_lazily_and_evaluates_any_loader():
     assert len(cache) == 16
 
 
+def test_a_dropped_split_is_freed_and_recomputed_when_read_again(tmp_path):
+    """Notebook 4 drops the training messages after the exact run: their memory is freed, the validation messages
+    stay, a dropped message read again gives the same answer, and a saved cache holds only what is kept."""
+    import gc
+    import weakref
+
+    model = classifier(torch.float32)
+    everything = toy_loaders()[0].dataset
+    ids, labels = everything.tensors
+    train, val = TensorDataset(ids[16:], labels[16:]), TensorDataset(ids[:16], labels[:16])
+    train_loader, val_loader, _ = create_dataloaders(train, val, val, batch_size=8, seed=1)
+    cache = TrunkCache(model, "exact").add_datasets([train], progress=False)
+    view = CachedTop(model, cache)
+    before = calc_accuracy_loader(train_loader, view, "cpu")
+    calc_accuracy_loader(val_loader, view, "cpu")
+    first = cache.activations[0]
+    trained = weakref.ref(first._base if first._base is not None else first)
+    del first
+    cache.drop(train)
+    gc.collect()
+    assert len(cache) == len(val) and trained() is None  # the training batches' tensors are gone
+    reloaded = TrunkCache(model, "exact")
+    assert reloaded.load(cache.save(tmp_path).parent) and len(reloaded) == len(val)
+    assert calc_accuracy_loader(train_loader, view, "cpu") == before  # run through the trunk again
+    assert len(cache) == len(val) + len(train)
+
+
 def test_cache_on_disk_is_keyed_by_the_trunk(tmp_path):
     model = classifier(torch.float32)
     train_loader, _, _ = toy_loaders()

@@ -46,7 +46,7 @@ PROSE_LINE, PROSE_CHARS, PARAGRAPH_GAP = 31, 100, 10
 CODE_LINE, CODE_CHARS, CELL_GAP = 24, 95, 24
 LOG_LINES, SOURCE_LINES, FIGURE_MAX, WIDGET = 14, 20, 580, 210
 HEADINGS = {"# ": 60, "## ": 52, "### ": 44}
-SHORT = 110            # a cell this short never gets a slide to itself
+SHORT = 160            # a cell estimated this short (under ~110 px on screen) never gets a slide to itself
 
 
 def _wrapped(text, width):

@@ -1,4 +1,6 @@
 """Activity 4's interactive spam checker (ipywidgets): a text box, a button, a verdict and a confidence bar."""
+import functools
+
 from ..data import CLASS_NAMES
 from ..inference import classify_review
 
@@ -15,6 +17,20 @@ def class_names_of(model):
 def is_test_model(model) -> bool:
     """Whether ``model`` (or the classifier it stands in for) is the tiny random test model."""
     return bool(getattr(model, "is_test_model", False))
+
+
+#: What a view without a running kernel shows instead of the widget (ipywidgets keeps 110 characters of it).
+STATIC_TEXT = "Activity 4's spam checker: a text box and a Classify button (run this cell in Jupyter to use it)"
+
+
+@functools.cache
+def _checker_box_class(widgets):
+    """A VBox whose text form (a static view, an offline deck, nbconvert) says what it is, not its children's repr."""
+    class SpamCheckerBox(widgets.VBox):
+        def __repr__(self):
+            return STATIC_TEXT
+
+    return SpamCheckerBox
 
 
 def spam_checker(model, tokenizer, device, max_length, initial_text=""):
@@ -56,7 +72,7 @@ def spam_checker(model, tokenizer, device, max_length, initial_text=""):
         return label, probabilities
 
     button.on_click(lambda _: check(text.value))
-    box = widgets.VBox([text, widgets.HBox([button, bar]), verdict])
+    box = _checker_box_class(widgets)([text, widgets.HBox([button, bar]), verdict])
     box.check = check
     if initial_text:
         check(initial_text)

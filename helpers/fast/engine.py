@@ -98,7 +98,17 @@ class TrunkCache:
                                   "attach_prepared_trunk_cache(model) in instructor mode.")
 
     def __len__(self):
-        return len(self.activations)
+        return len(self.index)
+
+    def drop(self, dataset):
+        """Forget the activations of ``dataset``'s messages (a ``SpamDataset``, or a loader's ``.dataset``), freeing
+        their memory once nothing else holds them. A message looked up again later runs through the trunk again.
+        Notebook 4 drops the training messages once the exact run is trained: 0.4 GB it does not read again."""
+        for i in range(len(dataset)):
+            position = self.index.pop(dataset[i][0].numpy().tobytes(), None)
+            if position is not None:
+                self.activations[position] = None
+        return self
 
     @classmethod
     def prepared(cls, model, mode="exact", precision="fp32"):
@@ -184,8 +194,8 @@ class TrunkCache:
         path = self.file_for(folder)
         keys = sorted(self.index, key=self.index.get)
         rows = torch.stack([torch.frombuffer(bytearray(key), dtype=torch.long) for key in keys])
-        tensors = {"rows": rows, "lengths": torch.tensor([len(a) for a in self.activations]),
-                   "activations": torch.cat(self.activations)}
+        kept = [self.activations[self.index[key]] for key in keys]  # not the dropped ones
+        tensors = {"rows": rows, "lengths": torch.tensor([len(a) for a in kept]), "activations": torch.cat(kept)}
         # a uniquely named temporary file and a checksum: concurrent saves never collide
         return write_checked(path, writer=lambda tmp: save_file(tensors, tmp))
 
