@@ -63,10 +63,11 @@ def _banner_shown(stream) -> bool:
         return False
 
 
-def print_test_model_banner(file=None):
-    """The test model's banner, once per output stream (a notebook's kernel shows it once)."""
+def print_test_model_banner(file=None, always=False):
+    """The test model's banner, once per output stream (a notebook's kernel shows it once); ``always``: even if it
+    was shown there before (a test-model checkpoint says so wherever it is read)."""
     stream = file or sys.stdout
-    if _banner_shown(stream):
+    if _banner_shown(stream) and not always:
         return
     try:
         _BANNER_SHOWN.add(stream)

@@ -652,7 +652,7 @@ def test_activity_2_skeleton_as_handed_out_is_not_attempted(paths, tokenizer, ca
     import json
 
     cells = json.loads((PROJECT_ROOT / "notebooks" / "02_dataloaders.ipynb").read_text())["cells"]
-    skeleton = next("".join(c["source"]) for c in cells if "".join(c["source"]).startswith("# Activity 2"))
+    skeleton = "\n".join("".join(c["source"]) for c in cells if "".join(c["source"]).startswith("# Activity 2"))
     ns = {"paths": paths, "tokenizer": tokenizer}
     exec(skeleton, ns)
     keys = ("my_train_dataset", "my_val_dataset", "first_inputs", "first_labels", "n_padding")

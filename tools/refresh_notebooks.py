@@ -44,7 +44,7 @@ def is_checked(cell):
 SLIDE_BUDGET = 640     # px of content a 1280x720 slide holds with its margins
 PROSE_LINE, PROSE_CHARS, PARAGRAPH_GAP = 31, 100, 10
 CODE_LINE, CODE_CHARS, CELL_GAP = 24, 95, 24
-LOG_LINES, SOURCE_LINES, FIGURE_MAX, WIDGET = 14, 20, 580, 210
+LOG_LINES, SOURCE_LINES, FIGURE_MAX, WIDGET = 10, 20, 580, 210
 HEADINGS = {"# ": 60, "## ": 52, "### ": 44}
 SHORT = 160            # a cell estimated this short (under ~110 px on screen) never gets a slide to itself
 

@@ -209,7 +209,7 @@ def get_trained_classifier(model_size=DEFAULT_MODEL, device=None, retrain=False,
 
         model, recipe = load_prepared_run("exact", model_size, device)
         if recipe["model_name"] == "test-model":
-            print_test_model_banner()
+            print_test_model_banner(always=True)
         return attach_prepared_trunk_cache(model), recipe
     loaders = get_spam_dataloaders()  # what the notebooks read now: a classifier of other data is not reused
     with reading_files():  # a checkpoint folder of another account: the workbook's StorageError, naming it
@@ -217,7 +217,7 @@ def get_trained_classifier(model_size=DEFAULT_MODEL, device=None, retrain=False,
     if found is not None:
         model, recipe, folder = found
         if model.is_test_model:
-            print_test_model_banner()
+            print_test_model_banner(always=True)
         print(f"Loaded the classifier in {display_path(folder)}:\n  {describe(recipe)}")
         return model, recipe
     print("Training one now with the fast engine (the lecture's result; this happens once, then it is kept).")

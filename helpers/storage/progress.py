@@ -8,6 +8,7 @@ so the notebook always holds its latest state, and it is emptied when the bar cl
 ``disable=True``) turns every bar off.
 """
 import html
+import os
 
 from tqdm.std import tqdm as std_tqdm
 
@@ -57,5 +58,8 @@ class NotebookBar(std_tqdm):
 
 
 def progress(iterable=None, **kwargs):
-    """A tqdm progress bar (same arguments): in a notebook a :class:`NotebookBar`, elsewhere tqdm's text bar."""
+    """A tqdm progress bar (same arguments): in a notebook a :class:`NotebookBar`, elsewhere tqdm's text bar.
+    ``TQDM_DISABLE=1`` turns it off even where the caller passes ``disable=False`` (tqdm lets an argument win)."""
+    if os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes"):
+        kwargs["disable"] = True
     return (NotebookBar if _in_a_notebook() else std_tqdm)(iterable, **kwargs)
