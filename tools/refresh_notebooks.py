@@ -44,7 +44,7 @@ def is_checked(cell):
 SLIDE_BUDGET = 640     # px of content a 1280x720 slide holds with its margins
 PROSE_LINE, PROSE_CHARS, PARAGRAPH_GAP = 31, 100, 10
 CODE_LINE, CODE_CHARS, CELL_GAP = 24, 95, 24
-LOG_LINES, SOURCE_LINES, FIGURE_MAX, WIDGET = 10, 20, 580, 210
+LOG_LINES, SOURCE_LINES, FIGURE_MAX, WIDGET, TABLE_MAX = 10, 20, 580, 210, 384
 HEADINGS = {"# ": 60, "## ": 52, "### ": 44}
 SHORT = 160            # a cell estimated this short (under ~110 px on screen) never gets a slide to itself
 
@@ -99,7 +99,7 @@ def output_height(output) -> int:
     if "workbook-progress" in html or (not html and not data.get("text/plain", "").strip()):
         return 0
     if "<table" in html or "<tr" in html:
-        return 30 + 28 * html.count("<tr")
+        return min(TABLE_MAX, 30 + 28 * html.count("<tr"))  # a taller one scrolls in its box (rise.css)
     if html:
         return PROSE_LINE * max(1, html.count("<br") + html.count("<p") + html.count("<li"))
     return min(LOG_LINES, _wrapped(data.get("text/plain", ""), 100)) * CODE_LINE
