@@ -37,12 +37,16 @@ def checksum_path(path) -> Path:
     return path.with_name(path.name + SUFFIX)
 
 
-def sha256_file(path) -> str:
+def _sha256_of_open(file) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(CHUNK):
-            digest.update(block)
+    while block := file.read(CHUNK):
+        digest.update(block)
     return digest.hexdigest()
+
+
+def sha256_file(path) -> str:
+    with open(path, "rb") as f:
+        return _sha256_of_open(f)
 
 
 _UMASK_LOCK = threading.Lock()
@@ -244,35 +248,28 @@ def verify_checked(path) -> Path:
     """Raise :class:`CorruptFileError` unless ``path`` exists and matches its recorded checksum.
 
     An unreadable file (another account's, a strict umask) raises :class:`StorageError` naming it."""
+    open_checked(path).close()
+    return Path(path)
+
+
+def open_checked(path):
+    """``path`` open for reading (binary), after one pass that checks it against its recorded checksum without
+    holding it in memory (a checkpoint holds 500 MB of weights). The checksum and the file are taken together
+    under the folder's lock, so they are one writer's pair; what is read from this file afterwards is what was
+    checked (a file saved over ``path`` meanwhile, atomically as :func:`write_checked` does, is another file).
+    The caller closes it. Raises :class:`CorruptFileError` as :func:`read_checked` does, and
+    :class:`StorageError` naming an unreadable file."""
     path = Path(path)
     try:
         if not path.is_file():
             raise CorruptFileError(path, "does not exist")
         with folder_lock(path.parent, shared=True):  # a writer commits checksum and content as one step
             expected = expected_checksum(path)
-            actual = sha256_file(path)
+            file = open(path, "rb")
     except PermissionError as exc:
         raise read_error(exc.filename or path) from exc
-    if actual != expected:
-        raise CorruptFileError(path, "does not match its checksum: it was truncated, edited or half written")
-    return path
-
-
-def open_checked(path):
-    """``path`` open for reading (binary), after one pass that checks it against its recorded checksum without
-    holding it in memory (a checkpoint holds 500 MB of weights). What is read from this file afterwards is what
-    was checked: a file saved over ``path`` meanwhile (atomically, as :func:`write_checked` does) is another
-    file. The caller closes it. Raises :class:`CorruptFileError` as :func:`read_checked` does."""
-    path = Path(path)
-    if not path.is_file():
-        raise CorruptFileError(path, "does not exist")
-    expected = expected_checksum(path)
-    file = open(path, "rb")
     try:
-        digest = hashlib.sha256()
-        while block := file.read(CHUNK):
-            digest.update(block)
-        if digest.hexdigest() != expected:
+        if _sha256_of_open(file) != expected:
             raise CorruptFileError(path, "does not match its checksum: it was truncated, edited or half written")
         file.seek(0)
         return file
