@@ -4,7 +4,7 @@
     python benchmarks/resources.py                         # notebooks 01-06, student and instructor mode
     python benchmarks/resources.py --mode student 03 04    # some notebooks, one mode
     python benchmarks/resources.py --with-07               # notebook 7 too (it trains live: long)
-    python benchmarks/resources.py --cells 04              # which cell raised the peak (Linux)
+    python benchmarks/resources.py --cells 04              # which cell raised the peak, memory after each (Linux)
     python benchmarks/resources.py --cgroup 2G,1cpu        # all of it inside a cgroup: 2 GB, 1 CPU (root, Linux)
     python benchmarks/resources.py --epochs 1              # notebook 4 trains 1 epoch, not 5 (see below)
 
@@ -54,16 +54,14 @@ def gb(n_bytes):
     return n_bytes / 1e9
 
 
-def kernel_hwm(client):
-    """The kernel process's peak RSS so far, from /proc (Linux), or None."""
+def kernel_memory(client):
+    """The kernel process's ``(peak RSS so far, RSS now)`` from /proc (Linux), or ``(None, None)``."""
     try:
         pid = client.km.provisioner.pid
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except (AttributeError, OSError, ValueError):
-        return None
-    return None
+        fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+        return int(fields["VmHWM"].split()[0]) * 1024, int(fields["VmRSS"].split()[0]) * 1024
+    except (AttributeError, OSError, ValueError, KeyError):
+        return None, None
 
 
 #: Notebook 4's line that sets its runs' epochs (``--epochs`` replaces it in memory).
@@ -73,8 +71,8 @@ EPOCHS_LINE = "num_epochs = NUM_EPOCHS"
 def run_notebook(path, timeout, per_cell=False, epochs=None):
     """Execute ``path`` in a fresh kernel; returns ``(peak_bytes, cpu_seconds, wall_seconds, cells)``.
 
-    ``cells``: with ``per_cell``, ``[(cell index, peak so far, first line of the cell)]`` for every cell
-    that raised the kernel's peak by more than 20 MB."""
+    ``cells``: with ``per_cell``, ``[(cell index, peak so far, RSS after the cell, first line of the cell)]``
+    for every cell that changed the kernel's peak or its RSS by more than 20 MB."""
     import nbformat
     from nbclient import NotebookClient
 
@@ -83,13 +81,13 @@ def run_notebook(path, timeout, per_cell=False, epochs=None):
         [cell] = [cell for cell in nb.cells if EPOCHS_LINE in cell.source]
         cell.source = cell.source.replace(EPOCHS_LINE, f"num_epochs = {epochs}  # benchmarks/resources.py --epochs")
     nb.cells.append(nbformat.v4.new_code_cell(PROBE))
-    raised, last = [], [0]
+    raised, last = [], [0, 0]
 
     def after_cell(cell, cell_index, **_):
-        peak = kernel_hwm(client)
-        if peak is not None and peak > last[0] + 20e6:
-            raised.append((cell_index, peak, (cell.source.strip().splitlines() or [""])[0][:70]))
-            last[0] = peak
+        peak, now = kernel_memory(client)
+        if peak is not None and (peak > last[0] + 20e6 or abs(now - last[1]) > 20e6):
+            raised.append((cell_index, peak, now, (cell.source.strip().splitlines() or [""])[0][:70]))
+            last[:] = peak, now
 
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}},
@@ -136,8 +134,8 @@ def measure(mode, notebooks, timeout, per_cell, data_dir, epochs=None):
                 continue
             results[path.name] = (peak, cpu, wall)
             print(f"| {path.name} | {gb(peak):.2f} GB | {cpu:.0f} | {wall:.0f} |", flush=True)
-            for index, cell_peak, first_line in raised:
-                print(f"|   cell {index} | {gb(cell_peak):.2f} GB | | {first_line} |", flush=True)
+            for index, cell_peak, now, first_line in raised:
+                print(f"|   cell {index} | {gb(cell_peak):.2f} GB (now {gb(now):.2f}) | | {first_line} |", flush=True)
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -197,7 +195,7 @@ def main():
     parser.add_argument("notebooks", nargs="*", help="notebook numbers, e.g. 03 04 (default: 01-06)")
     parser.add_argument("--mode", choices=("student", "instructor", "both"), default="both")
     parser.add_argument("--with-07", action="store_true", help="notebook 7 as well (student mode: long)")
-    parser.add_argument("--cells", action="store_true", help="print each cell that raised the peak (Linux)")
+    parser.add_argument("--cells", action="store_true", help="print each cell that raised the peak or changed the memory held (Linux)")
     parser.add_argument("--cgroup", help="run inside a cgroup with these limits, e.g. 2G,1cpu (root)")
     parser.add_argument("--timeout", type=int, default=7200, help="seconds per cell (default 7200)")
     parser.add_argument("--epochs", type=int, help="notebook 4 trains this many epochs, not 5 (same peak, less time)")

@@ -148,6 +148,7 @@ from .figures.plots import (
     plot_values,
 )
 
+from .storage.memory import install_memory_release, release_freed_memory
 from .classroom.notebook import install_notebook_help
 from .classroom.threads import ThreadsError, set_torch_threads
 
@@ -155,3 +156,4 @@ from .classroom.threads import ThreadsError, set_torch_threads
 THREADS_NOTE = set_torch_threads()
 
 install_notebook_help()  # in a notebook: a hint above a NameError, a short note when a cell is interrupted
+install_memory_release()  # in a notebook: memory freed by a cell goes back to the system (a hub's 2 GB)

@@ -21,7 +21,7 @@ from helpers import (
     train_classifier_simple,
 )
 from helpers.fast.blocks import last_block_at, trunk_forward
-from helpers.storage.files import checksum_path
+from helpers.storage.files import checksum_path, write_checked
 
 CFG = {"vocab_size": 50257, "context_length": 40, "emb_dim": 32, "n_heads": 4, "n_layers": 3,
        "drop_rate": 0.0, "qkv_bias": True}
@@ -113,7 +113,7 @@ def test_flexible_mode_reads_the_last_real_token():
     # and its trunk keeps each message's real tokens only
     cache = view.cache
     for row, _ in test_loader.dataset:
-        assert len(cache.activations[cache.index[row.numpy().tobytes()]]) == int((row != 50256).sum())
+        assert cache.index[row.numpy().tobytes()][2] == int((row != 50256).sum())  # (where, first row, rows)
 
 
 def test_flexible_training_runs_and_differs_from_exact():
@@ -170,13 +170,11 @@ def test_a_dropped_split_is_freed_and_recomputed_when_read_again(tmp_path):
     ids, labels = everything.tensors
     train, val = TensorDataset(ids[16:], labels[16:]), TensorDataset(ids[:16], labels[:16])
     train_loader, val_loader, _ = create_dataloaders(train, val, val, batch_size=8, seed=1)
-    cache = TrunkCache(model, "exact").add_datasets([train], progress=False)
+    cache = TrunkCache(model, "exact", on_disk=False).add_datasets([train], progress=False)
     view = CachedTop(model, cache)
     before = calc_accuracy_loader(train_loader, view, "cpu")
     calc_accuracy_loader(val_loader, view, "cpu")
-    first = cache.activations[0]
-    trained = weakref.ref(first._base if first._base is not None else first)
-    del first
+    trained = weakref.ref(next(iter(cache.index.values()))[0].tensor)  # a training batch's rows, in memory
     cache.drop(train)
     gc.collect()
     assert len(cache) == len(val) and trained() is None  # the training batches' tensors are gone
@@ -237,12 +235,24 @@ def _cache_and_rows(model, tokenizer, messages):
     return model, rows, TrunkCache(model, "exact").add(rows)
 
 
-@pytest.mark.parametrize("damage", ["truncate", "wrong values"])
+@pytest.mark.parametrize("damage", ["truncate", "wrong values", "no header", "header past the end", "wrong dtype",
+                                    "not finite"])
 def test_a_corrupted_trunk_cache_is_deleted_and_rebuilt(tmp_path, tokenizer, capsys, damage, tiny_classifier, messages):
     model, rows, cache = _cache_and_rows(tiny_classifier(), tokenizer, messages)
     path = cache.save(tmp_path)
+    width = model.cfg["emb_dim"]
     if damage == "truncate":
         path.write_bytes(path.read_bytes()[:200])
+    elif damage == "no header":  # checksums that match: only the reader's own checks can refuse these
+        write_checked(path, b"\xff" * 64)
+    elif damage == "header past the end":
+        header = b'{"rows": {"dtype": "I64", "shape": [1, 20], "data_offsets": [0, 99999]}}'
+        write_checked(path, len(header).to_bytes(8, "little") + header + b"\0" * 160)
+    elif damage in ("wrong dtype", "not finite"):
+        activations = torch.zeros(len(rows) * 20, width, dtype=torch.float64 if damage == "wrong dtype" else None)
+        activations[3, 1] = float("nan") if damage == "not finite" else 0
+        write_checked(path, writer=lambda tmp: save_file(
+            {"rows": rows, "lengths": torch.full((len(rows),), 20), "activations": activations}, tmp))
     else:  # a valid safetensors file with other values
         tensors = {"rows": rows, "lengths": torch.full((len(rows),), 20),
                    "activations": torch.zeros(len(rows) * 20, model.cfg["emb_dim"])}
@@ -253,6 +263,48 @@ def test_a_corrupted_trunk_cache_is_deleted_and_rebuilt(tmp_path, tokenizer, cap
     fresh.add(rows).save(tmp_path)
     again = TrunkCache(model, "exact")
     assert again.load(tmp_path) and torch.equal(again.lookup(rows, "cpu")[0], cache.lookup(rows, "cpu")[0])
+
+
+# --------------------------------------------------------------------------- where the activations live
+def test_activations_live_in_an_unnamed_file_not_in_the_kernels_memory(tokenizer, tiny_classifier, messages):
+    """On disk (the default) a cache holds only its index: the rows are read back by offset, equal to the bytes a
+    cache in memory holds, and the file has no name (nothing is left behind, however the kernel ends)."""
+    from helpers.fast.engine import _FileRows, _MemoryRows, trunk_cache_dir
+
+    model, rows, on_disk = _cache_and_rows(tiny_classifier(), tokenizer, messages)
+    in_memory = TrunkCache(model, "exact", on_disk=False).add(rows)
+    assert all(isinstance(where, _FileRows) for where, _, _ in on_disk.index.values())
+    assert all(isinstance(where, _MemoryRows) for where, _, _ in in_memory.index.values())
+    assert torch.equal(on_disk.lookup(rows, "cpu")[0], in_memory.lookup(rows, "cpu")[0])
+    assert list(trunk_cache_dir().iterdir()) == []  # the scratch file is unnamed
+    on_disk.close()
+    assert len(on_disk) == 0 and torch.equal(on_disk.lookup(rows, "cpu")[0], in_memory.lookup(rows, "cpu")[0])
+
+
+def test_without_a_writable_data_folder_the_activations_stay_in_memory(tmp_path, monkeypatch, capsys, tokenizer,
+                                                                       tiny_classifier, messages):
+    blocked = tmp_path / "a file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("WORKBOOK_DATA_DIR", str(blocked / "data"))
+    model, rows, cache = _cache_and_rows(tiny_classifier(), tokenizer, messages)
+    assert "keeps its activations in memory" in capsys.readouterr().out and not cache.on_disk
+    reference = TrunkCache(model, "exact", on_disk=False).add(rows)
+    assert torch.equal(cache.lookup(rows, "cpu")[0], reference.lookup(rows, "cpu")[0])
+
+
+@pytest.mark.parametrize("on_disk", [True, False])
+def test_a_prepared_cache_is_read_from_its_file_as_it_was_checked(tmp_path, tokenizer, tiny_classifier, messages,
+                                                                   on_disk):
+    """A loaded cache reads the prepared file by offset (on disk), or holds it in memory; a ``prepare`` that
+    replaces or deletes the file afterwards does not change what it reads."""
+    model, rows, cache = _cache_and_rows(tiny_classifier(), tokenizer, messages)
+    path = cache.save(tmp_path)
+    loaded = TrunkCache(model, "exact", on_disk=on_disk)
+    assert loaded.load(tmp_path) and len(loaded) == len(cache)
+    write_checked(path, b"replaced meanwhile")
+    path.unlink()
+    assert torch.equal(loaded.lookup(rows, "cpu")[0], cache.lookup(rows, "cpu")[0])
+    assert len(loaded) == len(cache)  # read from the file: no trunk pass
 
 
 # --------------------------------------------------------------------------- 12. concurrent saves
@@ -387,6 +439,9 @@ def test_bf16_trunk_cache_is_as_close_to_float32_as_autocast_and_flexible_bf16_t
     assert stored.dtype == torch.float32
     assert 0 < (stored - float32).abs().max() <= 1.5 * autocast_error
     assert cache.file_for("x").name.startswith("trunk-exact-bf16-")
+    assert cache._blocks is not None  # the bf16 copy of the trunk's weights: kept for the next message looked up
+    cache.add_datasets([TensorDataset(torch.randint(0, 50000, (4, 20)), torch.zeros(4))], progress=False)
+    assert cache._blocks is None and len(cache) == 8  # a bulk fill lets it go (0.17 GB at GPT-2 small's size)
     data = TensorDataset(torch.randint(0, 50000, (16, 20)), torch.randint(0, 2, (16,)))
     loaders = create_dataloaders(data, data, data, batch_size=4)
     model = tiny_classifier(emb_dim=48, n_layers=3)

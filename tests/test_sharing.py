@@ -93,6 +93,20 @@ def test_a_trainable_or_changed_trunk_is_refused(monkeypatch, tiny_gpt2):
         classifier_sharing_trunk(test_model)
 
 
+def test_the_embedding_is_checked_part_by_part_to_its_last_row(tmp_path):
+    """classifier_sharing_trunk checks the token embedding against the file 16 MB at a time: every part counts."""
+    from helpers.weights import GPT2Tensors
+
+    embedding = torch.randn(9000, 768)  # 27 MB: two parts
+    save_file({"wte.weight": embedding, "wpe.weight": torch.randn(4, 768)}, str(tmp_path / "model.safetensors"))
+    tensors = GPT2Tensors(tmp_path / "model.safetensors", "the test file")
+    assert tensors.matches("wte.weight", embedding.clone())
+    changed = embedding.clone()
+    changed[-1, -1] += 1
+    assert not tensors.matches("wte.weight", changed)
+    assert not tensors.matches("wte.weight", embedding[:-1]) and not tensors.matches("wpe.weight", embedding[:4])
+
+
 def test_the_pretrained_model_before_surgery_can_be_shared_too(tiny_gpt2):
     """Notebook 3 compares its hand-made surgery with prepare_for_classification without a second GPT-2."""
     gpt2 = download_and_load_gpt2(TINY)

@@ -23,7 +23,7 @@ from ..data import CLASS_NAMES
 from ..fast.engine import plain_model, trunk_fingerprint
 from ..fast.inference import ReadAsTrained
 from ..gpt import CONFIG_KEYS, GPTModel, get_model_config, model_configs
-from ..storage.files import CorruptFileError, checksum_path, open_checked, write_checked
+from ..storage.files import CorruptFileError, checksum_path, open_checked, read_safetensors_header, write_checked
 from ..storage.paths import StorageError, data_dir, display_path
 from ..weights import TEST_MODEL_CONFIG
 
@@ -401,19 +401,14 @@ def _read_file(folder):
                               "train and save the classifier again.") from exc
     try:
         try:
-            length = file.seek(0, 2)
-            file.seek(0)
-            size = int.from_bytes(file.read(8), "little")
-            if length < 8 or size > min(length - 8, MAX_HEADER_BYTES):
-                raise ValueError("its header is cut off")
-            header = json.loads(file.read(size))
+            header, start, length = read_safetensors_header(file, MAX_HEADER_BYTES)
             recipe = json.loads(header.get("__metadata__", {})[METADATA_KEY])
             entries = {name: info for name, info in header.items() if name != "__metadata__"}
             shapes = {name: (tuple(info["shape"]), info["dtype"]) for name, info in entries.items()}
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise CheckpointError(f"{display_path(path)} is not a classifier checkpoint of this workbook ({exc!r}); "
                                   "train and save the classifier again.") from exc
-        return file, validate_recipe(recipe, where=display_path(path)), (entries, shapes, 8 + size, length)
+        return file, validate_recipe(recipe, where=display_path(path)), (entries, shapes, start, length)
     except BaseException:
         file.close()
         raise

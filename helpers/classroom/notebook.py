@@ -14,6 +14,8 @@ import ast
 import sys
 import traceback
 
+from ..storage.progress import ipython_shell
+
 _HINTS = {
     NameError: ("💡 A name this cell uses is not defined yet. It is made by a cell above, which has not run in "
                 "this kernel (after a restart, or when cells run out of order): run the cells above first "
@@ -143,11 +145,7 @@ def _handler(shell, etype, value, tb, tb_offset=None):
 
 def install_notebook_help(shell=None):
     """Register the hints with the running IPython kernel (nothing happens outside IPython). Idempotent."""
-    if shell is None:
-        try:
-            shell = get_ipython()  # noqa: F821 (defined inside IPython only)
-        except NameError:
-            return False
+    shell = shell or ipython_shell()
     if shell is None or getattr(shell, "_workbook_help", False):
         return False
     shell.set_custom_exc((NameError, KeyboardInterrupt, *_friendly_errors()), _handler)

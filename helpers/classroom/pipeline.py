@@ -16,6 +16,7 @@ from ..fast.engine import (
     trunk_cache_dir,
 )
 from ..fast.inference import CACHE_MODE_FOR, ReadAsTrained
+from ..storage.memory import release_freed_memory
 from ..storage.paths import display_path, instructor_mode, reading_files
 from ..training import train_classifier_simple
 from ..weights import get_device, print_test_model_banner, test_model_enabled
@@ -224,12 +225,14 @@ def get_trained_classifier(model_size=DEFAULT_MODEL, device=None, retrain=False,
     model, history = train_spam_classifier(model_size, device, loaders)
     folder = save_classifier(model, rebuilt_checkpoint_dir(name), max_length=loaders[0].dataset.max_length,
                              training=history["training"], saved_by="get_trained_classifier")
+    del model, history  # one GPT-2 at a time: the classifier is read back from what was saved
+    release_freed_memory()
     model, recipe = load_classifier(folder, expected_model_name=name, device=device)
     print(f"Saved it in {display_path(folder)}:\n  {describe(recipe)}")
     return model, recipe
 
 
-_LOADED = {}  # prepared cache files already in memory: the trunk is the same for every classifier
+_LOADED = {}  # prepared caches already opened: the trunk is the same for every classifier
 
 
 def attach_prepared_trunk_cache(model):

@@ -21,17 +21,20 @@ Two modes:
   the lecture's.
 """
 import hashlib
+import math
+import tempfile
+import threading
 import time
 from pathlib import Path
 
 import torch
 import torch.nn as nn
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
+from ..storage.memory import release_freed_memory
 from ..storage.progress import progress as progress_bar
 
-from ..storage.files import CorruptFileError, remove_checked, verify_checked, write_checked
-from ..storage.paths import data_dir
+from ..storage.files import CorruptFileError, open_checked, read_safetensors_header, remove_checked, write_checked
+from ..storage.paths import StorageError, data_dir
 from ..training import train_classifier_simple
 from .blocks import last_block_at, trunk_blocks, trunk_forward
 from .precision import autocast, resolve_precision
@@ -58,6 +61,72 @@ def check_fast_engine_applicable(model):
                               f"{outside[:2]}): the trunk would change while training, so it cannot be cached.")
 
 
+#: safetensors' names of the dtypes a trunk cache may store (its file format's ``dtype`` field)
+SAFETENSORS_DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.bfloat16: "BF16", torch.float16: "F16"}
+
+
+class _MemoryRows:
+    """Activations (one row per token) held in a tensor in the process's memory."""
+
+    def __init__(self, tensor):
+        self.tensor = tensor
+
+    def read(self, first, out):
+        out.copy_(self.tensor[first:first + len(out)])
+
+
+class _FileRows:
+    """Activations (one row per token) in a binary file from byte ``start`` on, read by offset when asked.
+
+    The process holds none of them in its memory: the operating system's page cache keeps what fits (re-reading it
+    is a copy at memory speed) and, under a memory limit, drops what it must rather than the kernel being killed."""
+
+    def __init__(self, file, start, row_bytes, name):
+        self.file, self.start, self.row_bytes, self.name = file, start, row_bytes, name
+        self.lock = threading.Lock()  # one position per open file: a seek and its read or write go together
+
+    def append(self, rows) -> int:
+        """Write ``rows`` (a contiguous tensor) at the end of the file; returns the index of its first row."""
+        with self.lock:
+            self.file.seek(0, 2)
+            first = (self.file.tell() - self.start) // self.row_bytes
+            self.file.write(rows.contiguous().view(torch.uint8).numpy())
+            self.file.flush()
+        return first
+
+    def read(self, first, out):
+        """Fill ``out`` (contiguous, ``[rows, width]``) with rows ``first …`` of the file."""
+        buffer = memoryview(out.view(torch.uint8).numpy()).cast("B")
+        with self.lock:
+            self.file.seek(self.start + first * self.row_bytes)
+            done = 0
+            while done < len(buffer):
+                count = self.file.readinto(buffer[done:])
+                if not count:
+                    raise CorruptFileError(Path(self.name), "ended before the trunk activations it should hold")
+                done += count
+
+
+def _scratch_file(folder):
+    """An unnamed temporary file in ``folder`` (deleted when closed, or when the process ends, however it ends)."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return tempfile.TemporaryFile(dir=folder, prefix="scratch-")
+
+
+def _safetensors_layout(file):
+    """``{name: (dtype, shape, begin, end)}`` for the tensors of an open safetensors file, with absolute byte offsets:
+    a cache then reads activations straight from the file, by offset, instead of loading all of them."""
+    header, start, length = read_safetensors_header(file)
+    layout = {}
+    for name, entry in header.items():
+        if name != "__metadata__":
+            begin, end = entry["data_offsets"]
+            if not 0 <= begin <= end <= length - start:
+                raise ValueError(f"its tensor {name!r} lies outside the file")
+            layout[name] = (entry["dtype"], tuple(entry["shape"]), start + begin, start + end)
+    return layout
+
+
 class TrunkCache:
     """Trunk activations per message, looked up by the message's token ids and filled on demand.
 
@@ -66,16 +135,27 @@ class TrunkCache:
     A message seen for the first time is run through the trunk right away; :meth:`add` does that
     for many messages at once, in batches of similar length, which is faster. ``precision="bf16"``
     runs the trunk in bfloat16 where the hardware has it (activations are stored in float32).
+
+    The activations are kept on disk (``on_disk=True``, the default): in an unnamed temporary file next to the
+    prepared caches (``data/trunk_cache``), deleted when the cache is closed or the kernel ends, and read back by
+    offset for each batch. The kernel's memory holds only the index. At GPT-2 small's size the exact mode's
+    activations of the whole dataset take 0.55 GB, more than a student's server can spare next to the model
+    (docs/hub.md); the operating system's page cache keeps them in memory while there is room, so reading them
+    costs a copy, not a disk access. Where no file can be written they stay in memory, and it says so.
     """
 
-    def __init__(self, model, mode="exact", pad_token_id=50256, precision="fp32"):
+    def __init__(self, model, mode="exact", pad_token_id=50256, precision="fp32", on_disk=True):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         model = plain_model(model)  # the classifier itself, also when given a stand-in for it
         check_fast_engine_applicable(model)
         self.model, self.mode, self.pad_token_id = model, mode, pad_token_id
         self.precision = resolve_precision(precision, model.tok_emb.weight.device, announce="once")
-        self.index, self.activations = {}, []  # token-id bytes -> position in self.activations
+        self.dtype, self.width = model.tok_emb.weight.dtype, model.cfg["emb_dim"]
+        self.index = {}  # token-id bytes -> (where its rows are: a _FileRows or _MemoryRows, first row, row count)
+        self.on_disk = on_disk
+        self._file = None  # this cache's own _FileRows, made when the first activations are stored
+        self._opened = []  # the files this cache reads (its own, prepared ones): closed by close()
         self._blocks = None  # the engine's trunk blocks (helpers.fast.blocks), made on the first trunk pass
         self.fingerprint = trunk_fingerprint(model)  # the trunk weights every activation here comes from
         self._checked = {_trunk_versions(model): self.fingerprint}
@@ -101,14 +181,35 @@ class TrunkCache:
         return len(self.index)
 
     def drop(self, dataset):
-        """Forget the activations of ``dataset``'s messages (a ``SpamDataset``, or a loader's ``.dataset``), freeing
-        their memory once nothing else holds them. A message looked up again later runs through the trunk again.
-        Notebook 4 drops the training messages once the exact run is trained: 0.4 GB it does not read again."""
+        """Forget the activations of ``dataset``'s messages (a ``SpamDataset``, or a loader's ``.dataset``); held in
+        memory, they are freed once nothing else holds them. A message looked up again runs through the trunk again."""
         for i in range(len(dataset)):
-            position = self.index.pop(dataset[i][0].numpy().tobytes(), None)
-            if position is not None:
-                self.activations[position] = None
+            self.index.pop(dataset[i][0].numpy().tobytes(), None)
         return self
+
+    def close(self):
+        """Forget every activation and delete this cache's temporary file (also done when the kernel ends)."""
+        self.index.clear()
+        for file in self._opened:
+            file.close()
+        self._file, self._opened = None, []
+
+    def _store(self, packed):
+        """Keep ``packed`` (rows of activations) where this cache keeps them; ``(where, index of its first row)``."""
+        if self.on_disk:
+            try:
+                if self._file is None:
+                    folder = trunk_cache_dir()
+                    file = _scratch_file(folder)
+                    self._opened.append(file)
+                    self._file = _FileRows(file, 0, self.width * packed.element_size(), str(folder / "scratch"))
+                return self._file, self._file.append(packed)
+            except (OSError, StorageError) as exc:  # a read-only data folder, a full disk: the rest in memory
+                self.on_disk = False
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                print(f"The trunk cache keeps its activations in memory: it could not write a temporary file "
+                      f"in the data folder ({reason}).")
+        return _MemoryRows(packed), 0
 
     @classmethod
     def prepared(cls, model, mode="exact", precision="fp32"):
@@ -121,7 +222,7 @@ class TrunkCache:
         return (rows != self.pad_token_id).sum(dim=1) if self.mode == "flexible" else torch.full((len(rows),), rows.shape[1])
 
     def _batches(self, order, lengths, batch_size):
-        """Consecutive slices of ``order`` (messages sorted by length): ``batch_size`` messages each,
+        """Consecutive slices of ``order`` (messages sorted by length, longest first): ``batch_size`` messages each,
         or by default 16 in float32 and, in bf16, as many as hold about ``BF16_BATCH_TOKENS`` tokens
         (the CPU's bf16 matrix units want many rows; short messages then go a hundred at a time).
         Both defaults were measured fastest on a 2-core CPU with AMX."""
@@ -147,11 +248,14 @@ class TrunkCache:
         if len(rows) == 0:
             return self
         lengths = self._length(rows)
-        order = torch.argsort(lengths, stable=True)
+        # longest first: each batch then fits in memory the previous one freed (shortest first, every batch needs
+        # a little more than any before it, and the process grew by 0.2 GB at GPT-2 small's size, measured)
+        order = torch.argsort(lengths, descending=True, stable=True)
         device = self.model.tok_emb.weight.device
         was_training = self.model.training
         self.model.eval()
         if self._blocks is None:
+            release_freed_memory()  # what the cell freed before this call (a copy in bf16 needs room)
             self._blocks = trunk_blocks(self.model, torch.bfloat16 if self.precision == "bf16" else None)
         for chunk in progress_bar(self._batches(order, lengths, batch_size), desc=f"Caching the frozen trunk ({self.mode})",
                               unit="batch", disable=not progress):
@@ -160,28 +264,40 @@ class TrunkCache:
             with autocast(self.precision, device):  # for blocks that are not plain; the engine's own cast once
                 hidden = trunk_forward(self.model, ids, self._blocks)
             hidden = hidden.to(self.model.tok_emb.weight.dtype).cpu()  # float32 under bf16 autocast too
-            # One tensor per batch, each message a view of its real tokens: no padding kept, and not one allocation
-            # per message (thousands of small ones fragment the heap: the process grew 2.7x the data, measured).
+            # One block of rows per batch, each message its real tokens: no padding kept, and in memory not one
+            # allocation per message (thousands of small ones fragment the heap: the process grew 2.7x the data).
             packed = (hidden.flatten(0, 1) if min(chunk_lengths) == hidden.shape[1] else
                       torch.cat([row[:length] for row, length in zip(hidden, chunk_lengths)]))
-            for i, piece in zip(chunk.tolist(), torch.split(packed, chunk_lengths)):
-                self.index[rows[i].numpy().tobytes()] = len(self.activations)
-                self.activations.append(piece)
+            where, first = self._store(packed)
+            del hidden, packed
+            release_freed_memory()  # batches of changing shapes leave the heap in pieces it cannot reuse: 0.3 GB
+            for i, length in zip(chunk.tolist(), chunk_lengths):
+                self.index[rows[i].numpy().tobytes()] = (where, first, length)
+                first += length
         self.model.train(was_training)
         return self
 
     def add_datasets(self, datasets, progress=True):
-        """Cache every message of some ``SpamDataset``-like datasets (items are ``(token_ids, label)``)."""
-        return self.add(torch.stack([ds[i][0] for ds in datasets for i in range(len(ds))]), progress=progress)
+        """Cache every message of some ``SpamDataset``-like datasets (items are ``(token_ids, label)``).
+
+        In bfloat16, the trunk's bf16 copy of its weights (0.17 GB for GPT-2 small) is let go afterwards: a message
+        not cached yet makes it again (0.6 s), and keeps it, as when a loader's batches come one at a time."""
+        self.add(torch.stack([ds[i][0] for ds in datasets for i in range(len(ds))]), progress=progress)
+        if self.precision == "bf16":
+            self._blocks = None
+            release_freed_memory()
+        return self
 
     def lookup(self, input_ids, device):
         """The cached trunk output for a batch of token ids, and the position to read for each message."""
         keys = [row.numpy().tobytes() for row in input_ids.cpu()]
         if any(key not in self.index for key in keys):
             self.add(input_ids.cpu(), batch_size=len(input_ids))  # only the messages not seen before
-        pieces = [self.activations[self.index[key]] for key in keys]
-        lengths = torch.tensor([len(piece) for piece in pieces])
-        x = torch.nn.utils.rnn.pad_sequence(pieces, batch_first=True)  # zeros after each message's end
+        entries = [self.index[key] for key in keys]
+        lengths = torch.tensor([count for _, _, count in entries])
+        x = torch.zeros(len(keys), int(lengths.max()), self.width, dtype=self.dtype)  # zeros after each message
+        for row, (where, first, count) in zip(x, entries):
+            where.read(first, row[:count])
         return x.to(device), (lengths - 1).to(device)
 
     # -- on disk: keyed by the trunk's weights and the mode; each message keyed by its token ids
@@ -192,41 +308,76 @@ class TrunkCache:
 
     def save(self, folder) -> Path:
         path = self.file_for(folder)
-        keys = sorted(self.index, key=self.index.get)
+        keys = list(self.index)  # not the dropped ones
         rows = torch.stack([torch.frombuffer(bytearray(key), dtype=torch.long) for key in keys])
-        kept = [self.activations[self.index[key]] for key in keys]  # not the dropped ones
-        tensors = {"rows": rows, "lengths": torch.tensor([len(a) for a in kept]), "activations": torch.cat(kept)}
+        lengths = torch.tensor([self.index[key][2] for key in keys])
+        activations = torch.empty(int(lengths.sum()), self.width, dtype=self.dtype)
+        for (where, first, count), piece in zip(self.index.values(), torch.split(activations, lengths.tolist())):
+            where.read(first, piece)
+        tensors = {"rows": rows, "lengths": lengths, "activations": activations}
         # a uniquely named temporary file and a checksum: concurrent saves never collide
         return write_checked(path, writer=lambda tmp: save_file(tensors, tmp))
 
     def load(self, folder) -> bool:
         """Fill the cache from ``folder`` if it holds this trunk's file; True if it did.
 
-        A file that fails its checksum or does not fit this trunk is deleted (so the next
+        On disk (``on_disk``), the activations are read from that file by offset when looked up, never loaded
+        all at once; the file stays open, so a ``prepare`` that replaces it meanwhile does not change what this
+        cache reads. A file that fails its checksum or does not fit this trunk is deleted (so the next
         ``prepare`` rebuilds it) and the cache stays as it was: False.
         """
         path = self.file_for(folder)
         if not path.is_file():
             return False
+        file = None
         try:
-            verify_checked(path)
-            saved = load_file(str(path))
-            rows, lengths, activations = saved["rows"], saved["lengths"], saved["activations"]
-            width = self.model.cfg["emb_dim"]
-            if (rows.dtype != torch.long or lengths.dtype != torch.long or rows.ndim != 2 or activations.ndim != 2
-                    or activations.shape[1] != width or len(lengths) != len(rows)
-                    or int(lengths.sum()) != len(activations) or not torch.isfinite(activations).all()):
+            file = open_checked(path)
+            layout = _safetensors_layout(file)
+            rows, lengths = (self._read_tensor(file, layout[name], torch.long, "I64") for name in ("rows", "lengths"))
+            dtype, shape, begin, end = layout["activations"]
+            if (dtype != SAFETENSORS_DTYPES.get(self.dtype) or len(shape) != 2 or shape[1] != self.width
+                    or rows.ndim != 2 or lengths.ndim != 1 or len(lengths) != len(rows) or (lengths < 1).any()
+                    or int(lengths.sum()) != shape[0] or end - begin != shape[0] * self.width * self._row_size()):
                 raise ValueError("its tensors do not have the shapes and types of a trunk cache")
-        except (CorruptFileError, SafetensorError, KeyError, ValueError, RuntimeError, OSError) as exc:
+            source = _FileRows(file, begin, self.width * self._row_size(), str(path))
+            chunk = torch.empty(max(1, (1 << 24) // (self.width * self._row_size())), self.width, dtype=self.dtype)
+            for first in range(0, shape[0], len(chunk)):  # 16 MB at a time: never the whole file in memory
+                piece = chunk[:min(len(chunk), shape[0] - first)]
+                source.read(first, piece)
+                if not torch.isfinite(piece).all():
+                    raise ValueError("it holds activations that are not finite numbers")
+            if not self.on_disk:
+                source = _MemoryRows(self._read_tensor(file, (dtype, shape, begin, end), self.dtype, dtype))
+        except (CorruptFileError, KeyError, TypeError, ValueError, RuntimeError, OSError) as exc:
+            if file is not None:
+                file.close()
+            if isinstance(exc, StorageError):  # unreadable (another account's): not deleted, named
+                raise
             print(f"The trunk cache {path.name} cannot be used ({exc}); it was deleted and will be rebuilt.")
             remove_checked(path)
             return False
-        for row, piece in zip(saved["rows"], torch.split(saved["activations"], saved["lengths"].tolist())):
-            key = row.numpy().tobytes()
-            if key not in self.index:
-                self.index[key] = len(self.activations)
-                self.activations.append(piece)
+        if self.on_disk:
+            self._opened.append(file)
+        else:
+            file.close()
+        first = 0
+        for row, length in zip(rows, lengths.tolist()):
+            self.index.setdefault(row.numpy().tobytes(), (source, first, length))
+            first += length
         return True
+
+    def _row_size(self):
+        return torch.empty((), dtype=self.dtype).element_size()
+
+    @staticmethod
+    def _read_tensor(file, entry, torch_dtype, safetensors_dtype):
+        """One tensor of a safetensors file from its ``layout`` entry, read into memory (checked: dtype and size)."""
+        dtype, shape, begin, end = entry
+        if dtype != safetensors_dtype or end - begin != math.prod(shape) * torch.empty((), dtype=torch_dtype).element_size():
+            raise ValueError("its tensors do not have the shapes and types of a trunk cache")
+        tensor = torch.empty(shape, dtype=torch_dtype)
+        _FileRows(file, begin, 1, file.name).read(0, tensor.view(-1))
+        return tensor
 
 
 def _trunk_tensors(model):
@@ -316,8 +467,8 @@ def train_classifier_fast(model, train_loader, val_loader, optimizer, device, nu
     """``train_classifier_simple`` on cached trunk activations: same arguments, same log, same return value.
 
     ``mode="exact"`` trains the lecture's model; ``mode="flexible"`` trains the last-real-token
-    variant. The training messages are run through the trunk once up front; any other message
-    (the validation batches the loop evaluates) the first time it is read. If the model does not
+    variant. The training and validation messages (every evaluation reads the latter) are run through the
+    trunk once up front; any other message the first time it is read. If the model does not
     allow the engine (dropout, or trainable layers below the last block), it raises
     :class:`FastEngineError`, or with ``fallback=True`` says so and runs the lecture loop instead.
 
@@ -347,9 +498,9 @@ def train_classifier_fast(model, train_loader, val_loader, optimizer, device, nu
     if cache.precision != precision:
         raise ValueError(f"the cache was built in {cache.precision}, but precision={precision!r} was asked for; "
                          "build a cache with the same precision")
-    start = time.time()
-    cache.add_datasets([train_loader.dataset])
-    print(f"Trunk cache: {len(cache)} training messages in {time.time() - start:.1f} s.")
+    start, before = time.time(), len(cache)
+    cache.add_datasets([train_loader.dataset, val_loader.dataset])  # every evaluation reads validation batches
+    print(f"Trunk cache: {len(cache) - before} training and validation messages in {time.time() - start:.1f} s.")
     curves = train_classifier_simple(CachedTop(model, cache), train_loader, val_loader, optimizer, device,
                                      num_epochs, eval_freq, eval_iter)
     optimizer.zero_grad(set_to_none=True)  # the last step's gradients are used no more: free them

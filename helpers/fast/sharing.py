@@ -45,7 +45,7 @@ def _pretrained_top(model, model_size):
     tensors = GPT2Tensors(path, display_path(path))
     with torch.no_grad():
         for name, module, file_name in (("tok_emb", model.tok_emb, "wte.weight"), ("pos_emb", model.pos_emb, "wpe.weight")):
-            if not torch.equal(module.weight, tensors[file_name].to(module.weight.device)):
+            if not tensors.matches(file_name, module.weight):
                 return name, None
         scratch = TransformerBlock(cfg)
         for index, block in enumerate(model.trf_blocks[:-1]):

@@ -329,3 +329,22 @@ def read_csv(path, **read_csv_args):
         return pd.read_csv(io.BytesIO(read_checked(path)), **read_csv_args)
     except (ValueError, pd.errors.ParserError) as exc:  # EmptyDataError is a ValueError
         raise CorruptFileError(path, f"is not a readable CSV table ({exc})") from exc
+
+
+def read_safetensors_header(file, max_bytes=100_000_000):
+    """``(header, where the data starts, the file's length)`` of an open safetensors file, without reading its data.
+
+    The format: 8 bytes (little-endian: the header's length), a JSON header that gives each tensor's dtype, shape
+    and ``data_offsets`` (a byte range counted from the end of the header), then the data. Readers that take a
+    tensor at a time from the very file they checked (:func:`open_checked`) start here. Raises ``ValueError``
+    for a file that has no such header."""
+    length = file.seek(0, 2)
+    file.seek(0)
+    size = int.from_bytes(file.read(8), "little")
+    if length < 8 or not 2 <= size <= min(length - 8, max_bytes):
+        raise ValueError("its header is cut off")
+    header = json.loads(file.read(size))
+    if not isinstance(header, dict):
+        raise ValueError("its header is not a JSON object")
+    return header, 8 + size, length
+

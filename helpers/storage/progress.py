@@ -13,12 +13,16 @@ import os
 from tqdm.std import tqdm as std_tqdm
 
 
-def _in_a_notebook() -> bool:
+def ipython_shell():
+    """The running IPython shell (a notebook's kernel, or IPython in a terminal), or None outside IPython."""
     try:
-        shell = get_ipython()  # noqa: F821 (defined inside IPython only)
+        return get_ipython()  # noqa: F821 (defined inside IPython only)
     except NameError:
-        return False
-    return getattr(shell, "kernel", None) is not None  # a kernel (JupyterLab, Colab), not a terminal IPython
+        return None
+
+
+def _in_a_notebook() -> bool:
+    return getattr(ipython_shell(), "kernel", None) is not None  # a kernel (JupyterLab, Colab), not a terminal
 
 
 class NotebookBar(std_tqdm):
