@@ -178,9 +178,13 @@ def test_ctrl_c_stops_with_the_lines_done_so_far_and_status_130(cli_checkpoint):
     process = subprocess.Popen([sys.executable, "-m", "helpers", "classify", "--checkpoint", str(cli_checkpoint)],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=PROJECT_ROOT)
 
+    pressed = threading.Event()
+
     def feed():
         try:
             for start in range(0, 100_000, 1000):
+                if start == 2000:  # the rest only once Ctrl+C is pressed: on a busy machine the CLI must not be
+                    pressed.wait(timeout=60)  # able to finish every line before the signal arrives
                 process.stdin.write("".join(f"message number {i}, win a prize\n"
                                             for i in range(start, start + 1000)).encode())
             process.stdin.close()
@@ -190,6 +194,7 @@ def test_ctrl_c_stops_with_the_lines_done_so_far_and_status_130(cli_checkpoint):
     threading.Thread(target=feed, daemon=True).start()
     first = [process.stdout.readline() for _ in range(64)]  # written while it goes on: two batches of 32
     process.send_signal(signal.SIGINT)
+    pressed.set()
     rest = process.stdout.read().split(b"\n")[:-1]
     stderr = process.stderr.read()
     assert process.wait(timeout=120) == 130
