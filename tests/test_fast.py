@@ -281,6 +281,22 @@ def test_activations_live_in_an_unnamed_file_not_in_the_kernels_memory(tokenizer
     assert len(on_disk) == 0 and torch.equal(on_disk.lookup(rows, "cpu")[0], in_memory.lookup(rows, "cpu")[0])
 
 
+def test_a_write_stopped_halfway_is_written_over_by_the_next(tmp_path):
+    """Ctrl+C while a batch is written leaves part of it in the scratch file; the next batch must start where the
+    last complete row ended, or every row after it would be read shifted by a fraction of a row."""
+    from helpers.fast.engine import _FileRows, _scratch_file
+
+    rows = _FileRows(_scratch_file(tmp_path), 0, 4 * 4, "scratch")
+    first = torch.arange(8.0).view(2, 4)
+    assert rows.append(first) == 0
+    rows.file.write(b"\x01" * 7)  # half a row: what an interrupted write leaves
+    second = torch.arange(100.0, 112.0).view(3, 4)
+    assert rows.append(second) == 2
+    out = torch.empty(3, 4)
+    rows.read(2, out)
+    assert torch.equal(out, second)
+
+
 def test_without_a_writable_data_folder_the_activations_stay_in_memory(tmp_path, monkeypatch, capsys, tokenizer,
                                                                        tiny_classifier, messages):
     blocked = tmp_path / "a file"

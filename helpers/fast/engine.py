@@ -83,15 +83,17 @@ class _FileRows:
 
     def __init__(self, file, start, row_bytes, name):
         self.file, self.start, self.row_bytes, self.name = file, start, row_bytes, name
+        self.rows = 0  # rows appended and complete: a write stopped halfway (Ctrl+C) is written over by the next
         self.lock = threading.Lock()  # one position per open file: a seek and its read or write go together
 
     def append(self, rows) -> int:
-        """Write ``rows`` (a contiguous tensor) at the end of the file; returns the index of its first row."""
+        """Write ``rows`` (a contiguous tensor) after the last complete row; returns the index of its first row."""
         with self.lock:
-            self.file.seek(0, 2)
-            first = (self.file.tell() - self.start) // self.row_bytes
+            first = self.rows
+            self.file.seek(self.start + first * self.row_bytes)
             self.file.write(rows.contiguous().view(torch.uint8).numpy())
             self.file.flush()
+            self.rows = first + len(rows)
         return first
 
     def read(self, first, out):
@@ -202,7 +204,7 @@ class TrunkCache:
                     folder = trunk_cache_dir()
                     file = _scratch_file(folder)
                     self._opened.append(file)
-                    self._file = _FileRows(file, 0, self.width * packed.element_size(), str(folder / "scratch"))
+                    self._file = _FileRows(file, 0, self.width * self.dtype.itemsize, str(folder / "scratch"))
                 return self._file, self._file.append(packed)
             except (OSError, StorageError) as exc:  # a read-only data folder, a full disk: the rest in memory
                 self.on_disk = False
@@ -337,10 +339,10 @@ class TrunkCache:
             dtype, shape, begin, end = layout["activations"]
             if (dtype != SAFETENSORS_DTYPES.get(self.dtype) or len(shape) != 2 or shape[1] != self.width
                     or rows.ndim != 2 or lengths.ndim != 1 or len(lengths) != len(rows) or (lengths < 1).any()
-                    or int(lengths.sum()) != shape[0] or end - begin != shape[0] * self.width * self._row_size()):
+                    or int(lengths.sum()) != shape[0] or end - begin != shape[0] * self.width * self.dtype.itemsize):
                 raise ValueError("its tensors do not have the shapes and types of a trunk cache")
-            source = _FileRows(file, begin, self.width * self._row_size(), str(path))
-            chunk = torch.empty(max(1, (1 << 24) // (self.width * self._row_size())), self.width, dtype=self.dtype)
+            source = _FileRows(file, begin, self.width * self.dtype.itemsize, str(path))
+            chunk = torch.empty(max(1, (1 << 24) // source.row_bytes), self.width, dtype=self.dtype)
             for first in range(0, shape[0], len(chunk)):  # 16 MB at a time: never the whole file in memory
                 piece = chunk[:min(len(chunk), shape[0] - first)]
                 source.read(first, piece)
@@ -366,14 +368,11 @@ class TrunkCache:
             first += length
         return True
 
-    def _row_size(self):
-        return torch.empty((), dtype=self.dtype).element_size()
-
     @staticmethod
     def _read_tensor(file, entry, torch_dtype, safetensors_dtype):
         """One tensor of a safetensors file from its ``layout`` entry, read into memory (checked: dtype and size)."""
         dtype, shape, begin, end = entry
-        if dtype != safetensors_dtype or end - begin != math.prod(shape) * torch.empty((), dtype=torch_dtype).element_size():
+        if dtype != safetensors_dtype or end - begin != math.prod(shape) * torch_dtype.itemsize:
             raise ValueError("its tensors do not have the shapes and types of a trunk cache")
         tensor = torch.empty(shape, dtype=torch_dtype)
         _FileRows(file, begin, 1, file.name).read(0, tensor.view(-1))
@@ -500,7 +499,9 @@ def train_classifier_fast(model, train_loader, val_loader, optimizer, device, nu
                          "build a cache with the same precision")
     start, before = time.time(), len(cache)
     cache.add_datasets([train_loader.dataset, val_loader.dataset])  # every evaluation reads validation batches
-    print(f"Trunk cache: {len(cache) - before} training and validation messages in {time.time() - start:.1f} s.")
+    count, new = len(train_loader.dataset) + len(val_loader.dataset), len(cache) - before
+    print(f"Trunk cache: {count} training and validation messages"
+          f"{'' if new == count else f' ({new} not cached before)'} in {time.time() - start:.1f} s.")
     curves = train_classifier_simple(CachedTop(model, cache), train_loader, val_loader, optimizer, device,
                                      num_epochs, eval_freq, eval_iter)
     optimizer.zero_grad(set_to_none=True)  # the last step's gradients are used no more: free them

@@ -347,4 +347,3 @@ def read_safetensors_header(file, max_bytes=100_000_000):
     if not isinstance(header, dict):
         raise ValueError("its header is not a JSON object")
     return header, 8 + size, length
-
