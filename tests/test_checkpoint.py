@@ -216,7 +216,11 @@ def test_get_trained_classifier_uses_only_a_finished_classifier_of_its_classes(f
     def train(*args, **kwargs):
         raise ReachedTraining
 
+    def read_weights(*args):
+        raise AssertionError("an unusable checkpoint's weights were read (two GPT-2s in memory at once)")
+
     monkeypatch.setattr("helpers.classroom.pipeline.train_spam_classifier", train)
+    monkeypatch.setattr("helpers.classroom.checkpoint._read_weights", read_weights)  # refused by the recipe alone
     with pytest.raises(ReachedTraining):  # neither is used: it trains a classifier of its own
         get_trained_classifier(device="cpu")
     out = capsys.readouterr().out

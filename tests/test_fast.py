@@ -477,3 +477,22 @@ def test_bf16_trunk_cache_is_as_close_to_float32_as_autocast_and_flexible_bf16_t
     with pytest.raises(ValueError, match="precision"):
         train_classifier_fast(model, *loaders[:2], optimizer, "cpu", 1, 2, 2, mode="exact",
                               cache=TrunkCache(model, "exact"), precision="bf16")
+
+
+@pytest.mark.skipif(not _bf16(), reason="this CPU has no native bfloat16")
+def test_a_bf16_bulk_fill_casts_one_block_at_a_time_and_stores_the_same_values(tiny_classifier, monkeypatch):
+    import helpers.fast.engine as engine
+
+    model = tiny_classifier(emb_dim=48, n_layers=3)
+    data = TensorDataset(torch.randint(0, 50000, (12, 20)), torch.zeros(12))
+    kept = TrunkCache(model, "flexible", precision="bf16").add(data.tensors[0])  # the whole bf16 copy, kept
+    assert kept._blocks is not None
+
+    def whole_copy(*args, **kwargs):
+        raise AssertionError("a bulk fill made the whole bf16 copy of the trunk")
+
+    monkeypatch.setattr(engine, "trunk_blocks", whole_copy)
+    bulk = TrunkCache(model, "flexible", precision="bf16").add_datasets([data], progress=False)
+    assert bulk._blocks is None and len(bulk) == 12
+    for row in data.tensors[0]:
+        assert torch.equal(bulk.lookup(row[None], "cpu")[0], kept.lookup(row[None], "cpu")[0])

@@ -59,13 +59,21 @@ def test_prepare_then_instructor_mode_then_idempotent(classroom, capsys, monkeyp
     files = [p for p in data.rglob("*") if p.is_file()]
     stamps = {p: p.stat().st_mtime_ns for p in files}
 
-    # replaying gives the trained classifier and the recorded curves
+    # replaying gives the trained classifier and the recorded curves, read into the model (no second GPT-2)
     monkeypatch.setenv("WORKBOOK_INSTRUCTOR", "1")
     model, _ = load_classifier(checkpoint)
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()
+    import helpers.classroom.checkpoint as checkpoint_module
+
+    build = checkpoint_module._build
+    built = []
+    monkeypatch.setattr(checkpoint_module, "_build",
+                        lambda recipe: built.append(torch.get_default_device().type) or build(recipe))
     curves = replay_prepared_run("exact", model)
+    assert built == ["meta"]  # shapes only: the weights went into `model`
+    monkeypatch.setattr(checkpoint_module, "_build", build)
     trained, _ = load_classifier(checkpoint)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), trained.state_dict().values()))
     assert len(curves) == 5 and curves[4] == 5 * 130 * 8
@@ -97,6 +105,7 @@ def test_prepare_then_instructor_mode_then_idempotent(classroom, capsys, monkeyp
     saved(rehearsal, checkpoint, max_length=120, training=dict(full_training, engine="exact"))
     with pytest.raises(PrepareError, match="not the classifier the prepared 'exact' run saved"):
         replay_prepared_run("exact", model)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), trained.state_dict().values()))  # untouched
     monkeypatch.setenv("WORKBOOK_INSTRUCTOR", "0")
     prepare(source=usb, timing=False)
     assert "exact run: trained" in capsys.readouterr().out

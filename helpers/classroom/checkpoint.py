@@ -459,13 +459,19 @@ def _check_shapes(path, shapes, model):
                                   "weights; train and save the classifier again.")
 
 
-def load_classifier(folder, expected_model_name=None, device="cpu"):
+def load_classifier(folder, expected_model_name=None, device="cpu", check_recipe=None, into=None):
     """Rebuild the classifier saved in ``folder`` (or given as its ``classifier.safetensors``); returns
     ``(model, recipe)``.
 
     ``model`` is a :class:`~helpers.fast.inference.ReadAsTrained`: it reads every batch by the checkpoint's
     reading rule. With ``expected_model_name`` (e.g. "gpt2-small (124M)" or "test-model"), a checkpoint of
-    any other model is refused with a message that says which one it holds.
+    any other model is refused with a message that says which one it holds. ``check_recipe(recipe)``, if given,
+    runs before any weight is read (it may raise, to refuse the checkpoint without loading its 500 MB).
+
+    ``into``: a classifier with the checkpoint's tensor names and shapes to read the weights into, in place of
+    building another (one GPT-2 in memory, not two); it keeps its device and its train/eval mode. Nothing in it
+    changes before the file, its recipe and its shapes are checked; a check after that (NaN values, the trunk's
+    provenance) raises with ``into`` holding the file's weights.
     """
     folder = checkpoint_folder(folder)
     file, recipe, tensors = _read_file(folder)
@@ -474,10 +480,14 @@ def load_classifier(folder, expected_model_name=None, device="cpu"):
         if expected_model_name is not None and recipe["model_name"] != expected_model_name:
             raise CheckpointError(f"the checkpoint in {display_path(folder)} was trained from {recipe['model_name']!r}, "
                                   f"not {expected_model_name!r}; train a new one (notebook 4) or choose that model.")
+        if check_recipe is not None:
+            check_recipe(recipe)
         with torch.device("meta"):  # shapes only: nothing is allocated before the file is checked
             skeleton = _build(recipe)
         _check_shapes(where, tensors[1], skeleton)
-        model = _build(recipe)
+        if into is not None:
+            _check_shapes(where, tensors[1], into)
+        model = _build(recipe) if into is None else into
         try:
             _read_weights(file, tensors, model)
         except (RuntimeError, ValueError, KeyError, TypeError, OSError) as exc:
@@ -498,7 +508,7 @@ def load_classifier(folder, expected_model_name=None, device="cpu"):
     model.is_test_model = recipe["model_name"] == "test-model"
     model.model_size = None if model.is_test_model else recipe["model_name"]
     attach_recipe(model, recipe)
-    return ReadAsTrained(model.to(device).eval()), recipe
+    return ReadAsTrained(model if into is not None else model.to(device).eval()), recipe
 
 
 def _build(recipe):

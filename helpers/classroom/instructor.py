@@ -60,7 +60,6 @@ from ..weights import (
 from .checkpoint import (
     CHECKPOINT_FILE,
     CheckpointError,
-    attach_recipe,
     default_checkpoint_dir,
     describe,
     load_classifier,
@@ -139,25 +138,32 @@ def _check_record(record, name, path):
     return record
 
 
-def load_prepared_run(name, model_size=DEFAULT_MODEL, device="cpu", quiet=False):
+def load_prepared_run(name, model_size=DEFAULT_MODEL, device="cpu", quiet=False, into=None):
     """The classifier of a prepared run, ``(model, recipe)``: exactly the weights its record names.
 
     Refused (:class:`PrepareError`, saying to run ``prepare`` again) when the checkpoint is missing, corrupt,
-    not the file the record was written with, or not a complete run of that engine.
+    not the file the record was written with, or not a complete run of that engine; all of that is checked
+    before any weight is read. ``into``: a classifier to read the weights into (see :func:`load_classifier`).
     """
     record = read_prepared(name, model_size)
     folder = run_checkpoint(name, model_size)
     again = f"Run `python -m helpers prepare` again (it trains this run again), or set {ENV_INSTRUCTOR}=0."
-    try:
-        model, recipe = load_classifier(folder, expected_model_name=active_model_name(model_size), device=device)
+    recorded = None
+
+    def the_recorded_run(recipe):  # the file's checksum was verified when it was opened: compare it with the record
+        nonlocal recorded
         recorded = expected_checksum(folder / CHECKPOINT_FILE)
+        if recorded != record["checkpoint_sha256"]:
+            raise PrepareError(f"{display_path(folder)} is not the classifier the prepared {name!r} run saved (its "
+                               f"checksum differs from the run's record). {again}")
+        if recipe["training"]["engine"] != name or stopped_early(recipe):
+            raise PrepareError(f"{display_path(folder)} holds {describe(recipe)}, not a complete {name!r} run. {again}")
+
+    try:
+        model, recipe = load_classifier(folder, expected_model_name=active_model_name(model_size), device=device,
+                                        check_recipe=the_recorded_run, into=into)
     except (CheckpointError, CorruptFileError) as exc:
         raise PrepareError(f"the prepared {name!r} run's classifier cannot be used: {exc}. {again}") from exc
-    if recorded != record["checkpoint_sha256"]:
-        raise PrepareError(f"{display_path(folder)} is not the classifier the prepared {name!r} run saved (its "
-                           f"checksum differs from the run's record). {again}")
-    if recipe["training"]["engine"] != name or stopped_early(recipe):
-        raise PrepareError(f"{display_path(folder)} holds {describe(recipe)}, not a complete {name!r} run. {again}")
     if not quiet:
         print(f"▶ Instructor mode: the classifier of the {name!r} run prepared on {record['date']} "
               f"(sha256 {recorded[:12]}…, verified):\n  {describe(recipe)}")
@@ -178,9 +184,8 @@ def replay_prepared_run(name, model, model_size=None):
     print(f"▶ Instructor mode: replaying the {name!r} run prepared on {record['date']} "
           f"({record['seconds']:.0f} s then). Set {ENV_INSTRUCTOR}=0 to train live.\n")
     print("\n".join(record["log"]))
-    trained, recipe = load_prepared_run(name, model_size, quiet=True)
-    model.load_state_dict(trained.state_dict())
-    attach_recipe(plain_model(model), recipe)  # it now is the prepared classifier, and says so
+    # read into it, not beside it (one GPT-2 in memory); it then is the prepared classifier, and says so
+    _, recipe = load_prepared_run(name, model_size, quiet=True, into=plain_model(model))
     plain_model(model).replayed_run = name  # training_record: what trained it is the prepared run
     print(f"\nThe weights are the prepared run's (verified): {describe(recipe)}")
     return tuple(record["curves"])

@@ -182,17 +182,25 @@ def find_trained_classifier(model_size=DEFAULT_MODEL, device="cpu", class_names=
                           ("the classifier trained here before", rebuilt_checkpoint_dir(name))):
         if not folder.exists():
             continue
+        def usable(recipe):  # judged before the weights are read: one GPT-2 in memory at a time
+            problem = usable_problem(recipe, class_names, train_loader)
+            if problem:
+                raise _NotUsable(problem)
+
         try:
-            model, recipe = load_classifier(folder, expected_model_name=name, device=device)
+            model, recipe = load_classifier(folder, expected_model_name=name, device=device, check_recipe=usable)
         except CheckpointError as exc:
             log(f"Not using {label}: {exc}")
             continue
-        problem = usable_problem(recipe, class_names, train_loader)
-        if problem:
-            log(f"Not using {label} in {display_path(folder)}: {problem}.")
+        except _NotUsable as exc:
+            log(f"Not using {label} in {display_path(folder)}: {exc}.")
             continue
         return model, recipe, folder
     return None
+
+
+class _NotUsable(Exception):
+    """A checkpoint that loads, but is not the classifier asked for (:func:`usable_problem` says why)."""
 
 
 def get_trained_classifier(model_size=DEFAULT_MODEL, device=None, retrain=False, class_names=CLASS_NAMES):
