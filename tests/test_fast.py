@@ -496,3 +496,20 @@ def test_a_bf16_bulk_fill_casts_one_block_at_a_time_and_stores_the_same_values(t
     assert bulk._blocks is None and len(bulk) == 12
     for row in data.tensors[0]:
         assert torch.equal(bulk.lookup(row[None], "cpu")[0], kept.lookup(row[None], "cpu")[0])
+
+
+def test_the_fill_line_counts_repeated_messages_as_repeats_not_as_cached_before(capsys):
+    model = classifier(torch.float32)
+    ids = torch.randint(0, 50000, (12, 10))
+    ids[5] = ids[4]  # the same message twice, as the SMS data has
+    train = TensorDataset(ids, torch.randint(0, 2, (12,)))
+    val = TensorDataset(torch.randint(0, 50000, (4, 10)), torch.randint(0, 2, (4,)))
+    loaders = create_dataloaders(train, val, val, batch_size=4)
+    cache = TrunkCache(model, "exact")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    train_classifier_fast(model, loaders[0], loaders[1], optimizer, "cpu", num_epochs=1, eval_freq=5, eval_iter=1,
+                          cache=cache)
+    assert "Trunk cache: 16 training and validation messages (1 is a repeat) in" in capsys.readouterr().out
+    train_classifier_fast(model, loaders[0], loaders[1], optimizer, "cpu", num_epochs=1, eval_freq=5, eval_iter=1,
+                          cache=cache)
+    assert "(1 is a repeat; 15 were cached before)" in capsys.readouterr().out

@@ -23,7 +23,8 @@ from ..data import CLASS_NAMES
 from ..fast.engine import plain_model, trunk_fingerprint
 from ..fast.inference import ReadAsTrained
 from ..gpt import CONFIG_KEYS, GPTModel, get_model_config, model_configs
-from ..storage.files import CorruptFileError, checksum_path, open_checked, read_safetensors_header, write_checked
+from ..storage.files import (CorruptFileError, checksum_path, open_checked, read_exactly_at, read_safetensors_header,
+                             write_checked)
 from ..storage.paths import StorageError, data_dir, display_path
 from ..weights import TEST_MODEL_CONFIG
 
@@ -428,9 +429,10 @@ def _read_weights(file, tensors, model):
                     and start + end <= length):
                 raise ValueError(f"tensor {name!r}'s bytes lie outside the file or do not fit its shape")
             raw = torch.empty(size, dtype=torch.uint8)
-            file.seek(start + begin)
-            if file.readinto(memoryview(raw.numpy())) != size:
-                raise ValueError(f"tensor {name!r} is cut off")
+            try:
+                read_exactly_at(file, start + begin, raw.numpy())
+            except ValueError:
+                raise ValueError(f"tensor {name!r} is cut off") from None
             target.copy_(raw.view(dtype).view(target.shape))
             del raw
 

@@ -178,15 +178,16 @@ def find_trained_classifier(model_size=DEFAULT_MODEL, device="cpu", class_names=
     """Notebook 4's checkpoint, or else the one trained here before: the first that is complete and of
     ``class_names``; each one passed over is reported through ``log`` with the reason. None when neither is."""
     name = active_model_name(model_size)
+
+    def usable(recipe):  # judged before the weights are read: one GPT-2 in memory at a time
+        problem = usable_problem(recipe, class_names, train_loader)
+        if problem:
+            raise _NotUsable(problem)
+
     for label, folder in (("your notebook 4 checkpoint", default_checkpoint_dir(name)),
                           ("the classifier trained here before", rebuilt_checkpoint_dir(name))):
         if not folder.exists():
             continue
-        def usable(recipe):  # judged before the weights are read: one GPT-2 in memory at a time
-            problem = usable_problem(recipe, class_names, train_loader)
-            if problem:
-                raise _NotUsable(problem)
-
         try:
             model, recipe = load_classifier(folder, expected_model_name=name, device=device, check_recipe=usable)
         except CheckpointError as exc:

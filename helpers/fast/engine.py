@@ -33,7 +33,8 @@ from safetensors.torch import save_file
 from ..storage.memory import release_freed_memory
 from ..storage.progress import progress as progress_bar
 
-from ..storage.files import CorruptFileError, open_checked, read_safetensors_header, remove_checked, write_checked
+from ..storage.files import (CorruptFileError, open_checked, read_exactly_at, read_safetensors_header, remove_checked,
+                             write_checked)
 from ..storage.paths import StorageError, data_dir
 from ..training import train_classifier_simple
 from .blocks import last_block_at, trunk_blocks, trunk_blocks_one_at_a_time, trunk_forward
@@ -98,15 +99,11 @@ class _FileRows:
 
     def read(self, first, out):
         """Fill ``out`` (contiguous, ``[rows, width]``) with rows ``first …`` of the file."""
-        buffer = memoryview(out.view(torch.uint8).numpy()).cast("B")
         with self.lock:
-            self.file.seek(self.start + first * self.row_bytes)
-            done = 0
-            while done < len(buffer):
-                count = self.file.readinto(buffer[done:])
-                if not count:
-                    raise CorruptFileError(Path(self.name), "ended before the trunk activations it should hold")
-                done += count
+            try:
+                read_exactly_at(self.file, self.start + first * self.row_bytes, out.view(torch.uint8).numpy())
+            except ValueError:
+                raise CorruptFileError(Path(self.name), "ended before the trunk activations it should hold") from None
 
 
 def _scratch_file(folder):
@@ -505,11 +502,17 @@ def train_classifier_fast(model, train_loader, val_loader, optimizer, device, nu
     if cache.precision != precision:
         raise ValueError(f"the cache was built in {cache.precision}, but precision={precision!r} was asked for; "
                          "build a cache with the same precision")
+    datasets = [train_loader.dataset, val_loader.dataset]  # every evaluation reads validation batches
     start, before = time.time(), len(cache)
-    cache.add_datasets([train_loader.dataset, val_loader.dataset])  # every evaluation reads validation batches
-    count, new = len(train_loader.dataset) + len(val_loader.dataset), len(cache) - before
-    print(f"Trunk cache: {count} training and validation messages"
-          f"{'' if new == count else f' ({new} not cached before)'} in {time.time() - start:.1f} s.")
+    cache.add_datasets(datasets)
+    count = sum(len(ds) for ds in datasets)
+    distinct, new = len({ds[i][0].numpy().tobytes() for ds in datasets for i in range(len(ds))}), len(cache) - before
+    repeats, cached = count - distinct, distinct - new
+    notes = [f"{repeats} {'is a repeat' if repeats == 1 else 'are repeats'}" if repeats else "",
+             f"{cached} {'was' if cached == 1 else 'were'} cached before" if cached else ""]
+    notes = "; ".join(note for note in notes if note)
+    print(f"Trunk cache: {count} training and validation messages{f' ({notes})' if notes else ''} "
+          f"in {time.time() - start:.1f} s.")
     curves = train_classifier_simple(CachedTop(model, cache), train_loader, val_loader, optimizer, device,
                                      num_epochs, eval_freq, eval_iter)
     optimizer.zero_grad(set_to_none=True)  # the last step's gradients are used no more: free them

@@ -347,3 +347,17 @@ def read_safetensors_header(file, max_bytes=100_000_000):
     if not isinstance(header, dict):
         raise ValueError("its header is not a JSON object")
     return header, 8 + size, length
+
+
+def read_exactly_at(file, offset, buffer):
+    """Fill ``buffer`` (a writable bytes-like object, e.g. a tensor's memory) with ``file``'s bytes from ``offset``:
+    how the safetensors readers take one tensor at a time from the file they checked. Raises ``ValueError`` when the
+    file ends first."""
+    buffer = memoryview(buffer).cast("B")
+    file.seek(offset)
+    done = 0
+    while done < len(buffer):
+        count = file.readinto(buffer[done:])
+        if not count:
+            raise ValueError("it ends before the data its header describes")
+        done += count
